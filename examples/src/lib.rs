@@ -1,0 +1,2 @@
+//! Runnable examples live in `examples/examples/`; run one with
+//! `cargo run -p maas-examples --example <name>`.

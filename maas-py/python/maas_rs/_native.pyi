@@ -1,0 +1,3 @@
+__version__: str
+
+def node_statuses() -> list[tuple[int, str, str]]: ...

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# maas-py: build the extension with maturin, install it into a fresh
+# virtualenv and run pytest against it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+base_venv="${MAAS_RS_VENV:?run through scripts/test.sh}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$base_venv/bin/maturin" build --manifest-path maas-py/Cargo.toml --out "$work/dist" --quiet >&2
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q --disable-pip-version-check "$work"/dist/*.whl pytest
+cd maas-py
+"$work/venv/bin/python" -m pytest -q tests

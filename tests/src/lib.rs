@@ -1,0 +1,101 @@
+//! Harness for the black-box tests: start the real `maasd` binary on a free
+//! loopback port and talk to it over HTTP.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The path of the `maasd` binary: `$MAASD_BIN`, else the one cargo built
+/// next to this test executable (built on demand with `cargo build`).
+pub fn maasd_binary() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("MAASD_BIN") {
+        return Ok(p.into());
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>/maasd
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let bin = profile_dir.join("maasd");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "maas-server", "--bin", "maasd"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().context("running cargo build for maasd")?;
+        if !st.success() {
+            bail!("cargo build of maasd failed: {st}");
+        }
+    }
+    Ok(bin)
+}
+
+/// A running `maasd`, killed on drop.
+#[derive(Debug)]
+pub struct Maasd {
+    child: Child,
+    /// `127.0.0.1:<port>` of the API.
+    pub addr: String,
+}
+
+impl Maasd {
+    /// Starts `binary serve` on a free loopback port and waits (at most 30 s)
+    /// until it answers.
+    pub fn start(binary: &Path) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(binary)
+            .args(["serve", "--listen", &addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let m = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(&m.addr).is_ok() {
+                return Ok(m);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("maasd did not listen on {} within 30 s", m.addr)
+    }
+
+    /// A plain HTTP/1.0 GET; returns (status, content-type, body).
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String, String)> {
+        let mut s = TcpStream::connect(&self.addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr)?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        let (head, body) = raw.split_once("\r\n\r\n").context("no header end")?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .context("no status")?
+            .parse()?;
+        let ctype = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-type")
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        Ok((status, ctype, body.to_owned()))
+    }
+}
+
+impl Drop for Maasd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
