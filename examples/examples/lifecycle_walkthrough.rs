@@ -126,7 +126,14 @@ fn main() -> anyhow::Result<()> {
         &cfg,
     )?;
     step(&mut m, "alice: release", out);
-    let out = signals::handle(&m, &Event::PowerObserved(PowerState::Off), now, &cfg)?;
+    let out = signals::handle(
+        &m,
+        &Event::PowerObserved {
+            state: PowerState::Off,
+        },
+        now,
+        &cfg,
+    )?;
     step(&mut m, "power monitor: off", out);
 
     println!(

@@ -68,6 +68,7 @@ pub enum StopMode {
 
 /// Parameters of `op=commission`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CommissionParams {
     /// Leave SSH enabled in the ephemeral environment (no self power-off).
     pub enable_ssh: bool,
@@ -87,6 +88,7 @@ pub struct CommissionParams {
 
 /// Parameters of `op=test`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TestParams {
     /// Leave SSH enabled.
     pub enable_ssh: bool,
@@ -100,6 +102,7 @@ pub struct TestParams {
 
 /// Parameters of `op=allocate` once a machine has been chosen.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AllocateParams {
     /// Agent name (Juju sets it).
     pub agent_name: String,
@@ -109,6 +112,7 @@ pub struct AllocateParams {
 
 /// Parameters of `op=deploy`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DeployParams {
     /// `ubuntu/jammy`, `jammy`, `ubuntu/22.04` or `22.04`; empty = the default.
     pub distro_series: String,
@@ -134,6 +138,7 @@ pub struct DeployParams {
 
 /// Parameters of `op=release`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReleaseParams {
     /// Erase disks.
     pub erase: bool,
@@ -149,6 +154,7 @@ pub struct ReleaseParams {
 
 /// Parameters of `op=power_on`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PowerOnParams {
     /// User data for a deployment started by this power-on.
     pub user_data: Option<Vec<u8>>,
@@ -158,6 +164,7 @@ pub struct PowerOnParams {
 
 /// Parameters of `op=power_off`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PowerOffParams {
     /// Soft or hard.
     pub stop_mode: StopMode,

@@ -25,6 +25,7 @@ pub enum BlockDeviceKind {
 
 /// A block device.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BlockDevice {
     /// Database id, unique across the machine.
     pub id: u64,
@@ -96,6 +97,7 @@ pub enum LinkMode {
 
 /// The VLAN an interface sits on, with its fabric.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VlanRef {
     /// VLAN database id.
     pub id: u64,
@@ -113,6 +115,7 @@ pub struct VlanRef {
 
 /// The subnet a link is on.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SubnetRef {
     /// Subnet database id.
     pub id: u64,
@@ -126,6 +129,7 @@ pub struct SubnetRef {
 
 /// An interface's configured link to a subnet.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Link {
     /// Link database id.
     pub id: u64,
@@ -139,6 +143,7 @@ pub struct Link {
 
 /// A network interface.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Interface {
     /// Database id, unique across the machine.
     pub id: u64,
@@ -168,6 +173,7 @@ pub struct Interface {
 
 /// A PCI or USB device found by commissioning.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Device {
     /// Vendor id, four hex digits.
     pub vendor_id: String,

@@ -9,8 +9,10 @@ use crate::ids::SystemId;
 use crate::status::{NodeStatus, NodeType, PowerState};
 use crate::time::Timestamp;
 
-/// A node MAAS manages.
+/// A node MAAS manages. Deserialising fills absent fields from
+/// [`Machine::default`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Machine {
     /// The system id.
     pub system_id: SystemId,

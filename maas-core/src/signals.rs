@@ -90,6 +90,7 @@ pub enum Event {
         /// `error` text, if any.
         error: Option<String>,
         /// Whether any uploaded script result failed (forces failure).
+        #[serde(default)]
         script_failed: bool,
     },
     /// A top-level (`name` without `/`) webhook `finish` event, such as
@@ -100,6 +101,7 @@ pub enum Event {
         /// Its result.
         result: EventResult,
         /// Its description.
+        #[serde(default)]
         description: String,
     },
     /// A curtin stage event (`cmd-install/stage-early` …) or other sign of
@@ -111,7 +113,10 @@ pub enum Event {
     /// The installed OS's cloud-init fetched its user-data with the node token.
     UserDataFetched,
     /// The power monitor saw this power state.
-    PowerObserved(PowerState),
+    PowerObserved {
+        /// What the BMC reported.
+        state: PowerState,
+    },
     /// The status monitor found the deadline passed.
     DeadlineExpired,
 }
@@ -263,7 +268,7 @@ fn decide(
                 Ok(stay(m, "User data fetched"))
             }
         }
-        Event::PowerObserved(p) => {
+        Event::PowerObserved { state: p } => {
             let mut eff = vec![Effect::SetPowerState(*p)];
             match (m.status, p) {
                 (Releasing, PowerState::Off) => {

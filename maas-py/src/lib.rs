@@ -2,26 +2,26 @@
 //!
 //! A thin pyo3 adapter: it converts types and errors and nothing else; the
 //! logic lives in the Rust crates. Built by maturin as `maas_rs._native`,
-//! wrapped by the pure-Python package `maas_rs`.
+//! wrapped by the pure-Python package `maas_rs`. Values cross the boundary
+//! as plain Python dicts and lists (through `pythonize`), so a machine is
+//! `{"system_id": "…", "status": 4, "cpu_count": 8, …}` with absent fields
+//! taking their defaults.
 #![warn(missing_docs)]
 // pyo3's macros expand to code the workspace's `unsafe_code = "deny"` rejects.
 #![allow(unsafe_code)]
 
 use pyo3::prelude::*;
 
-/// `[(value, name, label)]` for every MAAS node status, in integer order.
-#[pyfunction]
-fn node_statuses() -> Vec<(u8, &'static str, &'static str)> {
-    maas_core::NodeStatus::ALL
-        .iter()
-        .map(|s| (s.as_int(), s.name(), s.label()))
-        .collect()
-}
+mod allocation;
+mod errors;
+mod lifecycle;
 
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_function(wrap_pyfunction!(node_statuses, m)?)?;
+    errors::register(m)?;
+    lifecycle::register(m)?;
+    allocation::register(m)?;
     Ok(())
 }

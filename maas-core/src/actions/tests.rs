@@ -217,7 +217,15 @@ fn release_paths() {
     let r = run(&m, &alice(), &a).unwrap();
     assert_eq!((r.status, r.owner.as_deref()), (Releasing, Some("alice")));
     assert_eq!(r.status_expires, Some(T0 + Duration::from_secs(300)));
-    let fin = signals::handle(&r, &Event::PowerObserved(PowerState::Off), T0, &cfg()).unwrap();
+    let fin = signals::handle(
+        &r,
+        &Event::PowerObserved {
+            state: PowerState::Off,
+        },
+        T0,
+        &cfg(),
+    )
+    .unwrap();
     assert_eq!(fin.status, Ready);
     // Manual power: finishes at once, through RELEASING.
     let mut manual = owned(Allocated, "alice");
@@ -370,7 +378,15 @@ fn rescue_mode_round_trip() {
     assert_eq!(r.status, RescueMode);
     let x = run(&r, &admin(), &exit).unwrap();
     assert_eq!(x.status, ExitingRescueMode);
-    let back = signals::handle(&x, &Event::PowerObserved(PowerState::Off), T0, &cfg()).unwrap();
+    let back = signals::handle(
+        &x,
+        &Event::PowerObserved {
+            state: PowerState::Off,
+        },
+        T0,
+        &cfg(),
+    )
+    .unwrap();
     let mut b = x.clone();
     back.apply_to(&mut b);
     assert_eq!((b.status, b.owner.as_deref()), (Ready, None));
@@ -382,7 +398,15 @@ fn rescue_mode_round_trip() {
         .unwrap()
         .apply_to(&mut r);
     let x = run(&r, &admin(), &exit).unwrap();
-    let back = signals::handle(&x, &Event::PowerObserved(PowerState::On), T0, &cfg()).unwrap();
+    let back = signals::handle(
+        &x,
+        &Event::PowerObserved {
+            state: PowerState::On,
+        },
+        T0,
+        &cfg(),
+    )
+    .unwrap();
     let mut b = x.clone();
     back.apply_to(&mut b);
     assert_eq!((b.status, b.owner.as_deref()), (Deployed, Some("alice")));
@@ -751,7 +775,8 @@ fn any_event() -> impl Strategy<Value = Event> {
             name: "cmd-install/stage-late".into()
         }),
         Just(Event::UserDataFetched),
-        prop_oneof![Just(PowerState::On), Just(PowerState::Off)].prop_map(Event::PowerObserved),
+        prop_oneof![Just(PowerState::On), Just(PowerState::Off)]
+            .prop_map(|state| Event::PowerObserved { state }),
         Just(Event::DeadlineExpired),
     ]
 }

@@ -101,9 +101,16 @@ fn new_to_deployed_to_ready() {
         .unwrap()
         .apply_to(&mut m);
     assert_eq!(m.status, NodeStatus::Releasing);
-    signals::handle(&m, &Event::PowerObserved(PowerState::Off), now, &cfg)
-        .unwrap()
-        .apply_to(&mut m);
+    signals::handle(
+        &m,
+        &Event::PowerObserved {
+            state: PowerState::Off,
+        },
+        now,
+        &cfg,
+    )
+    .unwrap()
+    .apply_to(&mut m);
     assert_eq!(
         (m.status, m.owner.as_deref(), m.osystem.as_str()),
         (NodeStatus::Ready, None, "")
