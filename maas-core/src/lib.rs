@@ -22,12 +22,17 @@ pub mod hardware;
 pub mod ids;
 pub mod lifecycle;
 pub mod machine;
+pub mod network;
+pub mod render;
 pub mod status;
+pub mod storage;
 pub mod time;
 
 pub use boot::{BootMethod, BootPurpose, boot_purpose};
 pub use error::{Error, Result};
 pub use ids::{MacAddress, SystemId};
 pub use machine::Machine;
+pub use render::RenderContext;
 pub use status::{NodeStatus, NodeType, PowerState, SimpleStatus};
+pub use storage::{LayoutRequest, StorageLayout};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
