@@ -13,6 +13,7 @@ pub mod netplan;
 pub mod netv1;
 pub mod preseed;
 pub mod vendor_data;
+pub mod yaml;
 
 use std::fmt;
 
@@ -157,9 +158,11 @@ pub fn is_ubuntu(machine: &Machine) -> bool {
     matches!(machine.osystem.as_str(), "ubuntu" | "ubuntu-core" | "")
 }
 
-/// Serialises a value as YAML.
+/// Serialises a value as YAML that YAML 1.1 readers (PyYAML in cloud-init
+/// and curtin) read back unchanged.
 pub(crate) fn to_yaml<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_norway::to_string(v).map_err(|e| Error::Render(format!("YAML serialisation: {e}")))
+    let v = serde_json::to_value(v).map_err(|e| Error::Render(format!("serialisation: {e}")))?;
+    Ok(yaml::emit(&v))
 }
 
 /// Serialises a value as a `#cloud-config` document.

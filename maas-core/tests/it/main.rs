@@ -1,0 +1,3 @@
+//! maas-core's integration tests: the public API only.
+
+mod deploycfg;
