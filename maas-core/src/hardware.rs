@@ -125,6 +125,10 @@ pub struct SubnetRef {
     pub cidr: String,
     /// Space name, empty when undefined.
     pub space: String,
+    /// The subnet's gateway, when it has one.
+    pub gateway_ip: Option<IpAddr>,
+    /// DNS servers configured on the subnet.
+    pub dns_servers: Vec<IpAddr>,
 }
 
 /// An interface's configured link to a subnet.
@@ -169,6 +173,10 @@ pub struct Interface {
     pub interface_speed: u64,
     /// MTU; 0 means the VLAN's default (1500).
     pub mtu: u32,
+    /// Bond parameters (bond interfaces; defaults when unset).
+    pub bond: Option<crate::network::BondParams>,
+    /// Bridge parameters (bridge interfaces; defaults when unset).
+    pub bridge: Option<crate::network::BridgeParams>,
 }
 
 /// A PCI or USB device found by commissioning.

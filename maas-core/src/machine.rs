@@ -7,6 +7,7 @@ use crate::boot::BootMethod;
 use crate::hardware::{BlockDevice, BlockDeviceKind, Device, Interface};
 use crate::ids::SystemId;
 use crate::status::{NodeStatus, NodeType, PowerState};
+use crate::storage::Storage;
 use crate::time::Timestamp;
 
 /// A node MAAS manages. Deserialising fills absent fields from
@@ -78,6 +79,14 @@ pub struct Machine {
     pub interfaces: Vec<Interface>,
     /// PCI and USB devices.
     pub devices: Vec<Device>,
+    /// How the block devices are used: partitions, filesystems, LVM, RAID,
+    /// bcache (see [`crate::storage`]).
+    pub storage: Storage,
+    /// The link (by id) whose subnet gateway is the IPv4 default route; the
+    /// best candidate is chosen when unset (see [`crate::network`]).
+    pub gateway_link_ipv4: Option<u64>,
+    /// The link (by id) whose subnet gateway is the IPv6 default route.
+    pub gateway_link_ipv6: Option<u64>,
 }
 
 impl Default for Machine {
@@ -115,6 +124,9 @@ impl Default for Machine {
             boot_disk_id: None,
             interfaces: Vec::new(),
             devices: Vec::new(),
+            storage: Storage::default(),
+            gateway_link_ipv4: None,
+            gateway_link_ipv6: None,
         }
     }
 }

@@ -51,6 +51,7 @@ fn nic(
                 name: cidr.into(),
                 cidr: cidr.into(),
                 space: space.into(),
+                ..Default::default()
             }),
             ip: ip.map(|i| i.parse().unwrap()),
         }],
