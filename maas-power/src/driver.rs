@@ -135,6 +135,7 @@ impl Registry {
         r.register(Arc::new(crate::manual::ManualDriver));
         r.register(Arc::new(crate::webhook::WebhookDriver::new()?));
         r.register(Arc::new(crate::virsh::VirshDriver::new()));
+        r.register(Arc::new(crate::redfish::RedfishDriver::new()?));
         Ok(r)
     }
 

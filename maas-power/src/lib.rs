@@ -37,6 +37,7 @@ mod http;
 pub mod manual;
 mod params;
 mod policy;
+pub mod redfish;
 pub mod virsh;
 pub mod webhook;
 

@@ -43,3 +43,29 @@ pub async fn spawn_server(app: axum::Router) -> std::net::SocketAddr {
     tokio::spawn(async move { axum::serve(l, app).await });
     addr
 }
+
+/// A child process killed (and reaped) when the test ends, pass or fail.
+#[derive(Debug)]
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free port on 127.0.0.1 (for peers that cannot bind port 0 themselves).
+pub fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("udp port")
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("tcp port")
+            .port()
+    }
+}

@@ -5,5 +5,6 @@
 
 mod common;
 mod manual;
+mod redfish;
 mod virsh;
 mod webhook;
