@@ -136,6 +136,7 @@ impl Registry {
         r.register(Arc::new(crate::webhook::WebhookDriver::new()?));
         r.register(Arc::new(crate::virsh::VirshDriver::new()));
         r.register(Arc::new(crate::redfish::RedfishDriver::new()?));
+        r.register(Arc::new(crate::ipmi::IpmiDriver::new()));
         Ok(r)
     }
 

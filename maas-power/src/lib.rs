@@ -34,6 +34,7 @@
 mod driver;
 mod error;
 mod http;
+pub mod ipmi;
 pub mod manual;
 mod params;
 mod policy;

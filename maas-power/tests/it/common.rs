@@ -7,10 +7,15 @@ use maas_power::{PolicyConfig, PowerManager, Registry};
 /// A manager with short waits: the peers here answer at once, so the
 /// schedule's length matters, not MAAS's seconds.
 pub fn fast_manager() -> PowerManager {
+    manager_with_wait(Duration::from_millis(20))
+}
+
+/// A manager whose seven waits are all `wait`.
+pub fn manager_with_wait(wait: Duration) -> PowerManager {
     PowerManager::new(
         Registry::with_builtin().expect("registry"),
         PolicyConfig {
-            retry_waits: vec![Duration::from_millis(20); 7],
+            retry_waits: vec![wait; 7],
             call_timeout: Duration::from_secs(20),
             ..PolicyConfig::default()
         },

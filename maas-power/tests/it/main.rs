@@ -4,6 +4,7 @@
 //! `ipmi_sim`, pyghmi's fake BMC) read back with `ipmitool`.
 
 mod common;
+mod ipmi;
 mod manual;
 mod redfish;
 mod virsh;
