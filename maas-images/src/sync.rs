@@ -393,7 +393,9 @@ impl Importer {
 const PIPELINE_DEPTH: usize = 8;
 
 fn join(root: &Url, path: &str) -> Result<Url> {
-    root.join(path)
+    // "./" keeps a first segment with a colon (`com.ubuntu.maas:…`) from
+    // being read as a URL scheme.
+    root.join(&format!("./{path}"))
         .map_err(|e| Error::Invalid(format!("bad item path {path:?}: {e}")))
 }
 
