@@ -1,0 +1,447 @@
+//! The sync engine: reads a source's signed streams, works out what is
+//! wanted, downloads what the store lacks (concurrently, resuming partial
+//! files, checking size and sha256 while streaming), then promotes the
+//! versions into the store and garbage-collects old ones.
+//!
+//! Each download is a small pipeline: the network task hands every chunk to
+//! a hashing thread and a writing thread at once, so the slowest of the three
+//! (usually sha256) sets the pace instead of their sum, and memory stays at a
+//! few chunks per download whatever the image size.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::digest::{Hasher, Sha256};
+use crate::error::{Error, Result};
+use crate::fetch::Fetcher;
+use crate::simplestreams::{Index, Products};
+use crate::source::{BootSource, Wanted, WantedFile, compute_wanted, unmatched_selections};
+use crate::store::{GcReport, Store};
+use crate::verify::Verification;
+
+/// Knobs of a sync.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Files downloaded at once.
+    pub concurrency: usize,
+    /// Versions of each product kept by garbage collection.
+    pub keep_versions: usize,
+    /// Largest simplestreams document accepted, in bytes.
+    pub document_limit: u64,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            keep_versions: 2,
+            document_limit: 64 << 20,
+        }
+    }
+}
+
+/// What a sync reports while it runs.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Streams read and the plan made.
+    Planned {
+        /// Distinct files wanted.
+        files: usize,
+        /// Their total size.
+        bytes: u64,
+        /// Of those, files already in the store.
+        present_files: usize,
+        /// And their size.
+        present_bytes: u64,
+    },
+    /// A download started (`resumed_from` > 0 when a partial file was reused).
+    FileStarted {
+        /// Path in the mirror.
+        path: String,
+        /// Expected size.
+        size: u64,
+        /// Bytes already staged from an earlier run.
+        resumed_from: u64,
+    },
+    /// Bytes arrived.
+    Bytes {
+        /// Bytes of wanted files present so far (store + staged + received).
+        done: u64,
+        /// Total bytes wanted.
+        total: u64,
+        /// Received bytes per second since this sync started.
+        rate: f64,
+    },
+    /// A file was verified and moved into the store.
+    FileDone {
+        /// Path in the mirror.
+        path: String,
+        /// Its digest.
+        sha256: Sha256,
+    },
+    /// Versions were promoted into the catalog.
+    Promoted {
+        /// How many new versions.
+        versions: usize,
+    },
+}
+
+/// Receives progress events; called from download tasks, so keep it cheap.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// The outcome of a sync.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    /// What was wanted.
+    pub wanted: Wanted,
+    /// Files fetched in this run.
+    pub downloaded_files: usize,
+    /// Bytes received in this run.
+    pub downloaded_bytes: u64,
+    /// Files that were already in the store.
+    pub reused_files: usize,
+    /// Versions newly promoted.
+    pub promoted: usize,
+    /// What garbage collection removed.
+    pub gc: GcReport,
+    /// Non-fatal findings (selections matching nothing).
+    pub warnings: Vec<String>,
+}
+
+/// Imports boot images from a source into a store.
+#[derive(Debug)]
+pub struct Importer {
+    fetcher: Fetcher,
+    store: Arc<Store>,
+    options: SyncOptions,
+}
+
+struct Counters {
+    done: AtomicU64,
+    received: AtomicU64,
+    files: AtomicUsize,
+    total: u64,
+    started: Instant,
+}
+
+impl Importer {
+    /// An importer writing into `store`.
+    pub fn new(store: Arc<Store>, options: SyncOptions) -> Result<Self> {
+        Ok(Self {
+            fetcher: Fetcher::new()?,
+            store,
+            options,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Fetches, verifies and parses the source's index and every products
+    /// document it lists. A `.sjson` is verified inline; a `.json` needs a
+    /// detached `.json.gpg` unless the source skips verification.
+    pub async fn read_source(&self, source: &BootSource) -> Result<Vec<Products>> {
+        let verification = source.verification()?;
+        let index_url = source.index_url()?;
+        let root = source.mirror_root()?;
+        let index = Index::parse(&self.fetch_verified(&index_url, &verification).await?)?;
+        let mut out = Vec::new();
+        for (content_id, entry) in index.product_streams() {
+            let url = join(&root, &entry.path)?;
+            let doc = self.fetch_verified(&url, &verification).await?;
+            let products = Products::parse(&doc)?;
+            if products.content_id != content_id {
+                return Err(Error::Document {
+                    document: url.to_string(),
+                    reason: format!(
+                        "content_id {:?} differs from the index's {content_id:?}",
+                        products.content_id
+                    ),
+                });
+            }
+            out.push(products);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_verified(
+        &self,
+        url: &Url,
+        verification: &Verification,
+    ) -> Result<crate::verify::Verified<Bytes>> {
+        let data = self
+            .fetcher
+            .document(url, self.options.document_limit)
+            .await?;
+        let name = url.as_str();
+        if url.path().ends_with(".json") && matches!(verification, Verification::Keyring(_)) {
+            let sig_url = Url::parse(&format!("{url}.gpg"))
+                .map_err(|e| Error::Invalid(format!("bad URL {url}.gpg: {e}")))?;
+            if self.fetcher.exists(&sig_url).await {
+                let sig = self
+                    .fetcher
+                    .document(&sig_url, self.options.document_limit)
+                    .await?;
+                return verification.verify_detached(name, data, &sig);
+            }
+        }
+        verification.verify_inline(name, data)
+    }
+
+    /// Runs one import: read and verify the streams, download what is
+    /// missing, promote, garbage-collect. On any error nothing is promoted;
+    /// files that finished stay in the store and partial files stay staged,
+    /// so the next run resumes where this one stopped.
+    pub async fn sync(
+        &self,
+        source: &BootSource,
+        progress: Option<ProgressFn>,
+        cancel: CancellationToken,
+    ) -> Result<SyncReport> {
+        let streams = tokio::select! {
+            r = self.read_source(source) => r?,
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        let warnings = unmatched_selections(&streams, &source.selections)
+            .into_iter()
+            .map(|s| {
+                format!(
+                    "selection os={} release={} arches={:?} matches no product",
+                    s.os, s.release, s.arches
+                )
+            })
+            .collect::<Vec<_>>();
+        for w in &warnings {
+            tracing::warn!(source = %source.display_name(), "{w}");
+        }
+        let wanted = compute_wanted(&streams, &source.selections)?;
+        let root = source.mirror_root()?;
+        let emit = |p: Progress| {
+            if let Some(f) = &progress {
+                f(p);
+            }
+        };
+
+        let files = wanted.unique_files();
+        let (present, missing): (Vec<&WantedFile>, Vec<&WantedFile>) = files
+            .iter()
+            .partition(|f| self.store.contains(&f.sha256, f.size));
+        let present_bytes: u64 = present.iter().map(|f| f.size).sum();
+        emit(Progress::Planned {
+            files: files.len(),
+            bytes: wanted.total_bytes(),
+            present_files: present.len(),
+            present_bytes,
+        });
+        let counters = Counters {
+            done: AtomicU64::new(present_bytes),
+            received: AtomicU64::new(0),
+            files: AtomicUsize::new(0),
+            total: wanted.total_bytes(),
+            started: Instant::now(),
+        };
+
+        let results: Vec<Result<()>> = futures::stream::iter(missing.iter())
+            .map(|f| self.download(&root, f, &counters, &emit, &cancel))
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        if let Some(err) = results.into_iter().find_map(|r| r.err()) {
+            return Err(err);
+        }
+
+        let promoted = self.store.commit(&wanted.versions)?;
+        emit(Progress::Promoted { versions: promoted });
+        let gc = self.store.gc(self.options.keep_versions)?;
+        Ok(SyncReport {
+            downloaded_files: counters.files.load(Ordering::Relaxed),
+            downloaded_bytes: counters.received.load(Ordering::Relaxed),
+            reused_files: present.len(),
+            promoted,
+            gc,
+            warnings,
+            wanted,
+        })
+    }
+
+    async fn download(
+        &self,
+        root: &Url,
+        file: &WantedFile,
+        counters: &Counters,
+        emit: &(dyn Fn(Progress) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let url = join(root, &file.path)?;
+        let staged = self.store.partial_path(&file.sha256);
+        let mut have = tokio::fs::metadata(&staged)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if have > file.size {
+            have = 0;
+        }
+        let mut body = tokio::select! {
+            r = self.fetcher.open(&url, have) => r?,
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        // The server ignored the range: start over.
+        if body.offset != have {
+            have = 0;
+        }
+        emit(Progress::FileStarted {
+            path: file.path.clone(),
+            size: file.size,
+            resumed_from: have,
+        });
+        counters.done.fetch_add(have, Ordering::Relaxed);
+
+        let (hash_tx, hash_rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let (write_tx, write_rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let hasher = {
+            let staged = staged.clone();
+            tokio::task::spawn_blocking(move || hash_prefix_then_stream(&staged, have, hash_rx))
+        };
+        let writer = {
+            let staged = staged.clone();
+            tokio::task::spawn_blocking(move || write_stream(&staged, have, write_rx))
+        };
+
+        let mut received = have;
+        let what = file.path.clone();
+        let outcome: Result<()> = async {
+            loop {
+                let chunk = tokio::select! {
+                    c = body.stream.next() => c,
+                    () = cancel.cancelled() => return Err(Error::Cancelled),
+                };
+                let Some(chunk) = chunk else { break };
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                if received > file.size {
+                    return Err(Error::SizeMismatch {
+                        what: what.clone(),
+                        expected: file.size,
+                        actual: received,
+                    });
+                }
+                let n = chunk.len() as u64;
+                // A closed channel means that thread failed; its error is reported below.
+                if hash_tx.send(chunk.clone()).await.is_err() || write_tx.send(chunk).await.is_err()
+                {
+                    break;
+                }
+                let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
+                let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
+                let secs = counters.started.elapsed().as_secs_f64();
+                emit(Progress::Bytes {
+                    done,
+                    total: counters.total,
+                    rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
+                });
+            }
+            Ok(())
+        }
+        .await;
+        drop(hash_tx);
+        drop(write_tx);
+        let joined = |e: tokio::task::JoinError| Error::Invalid(format!("worker failed: {e}"));
+        let written = writer.await.map_err(joined)?;
+        let digest = hasher.await.map_err(joined)?;
+        outcome?;
+        written?;
+        let digest = digest?;
+        if received != file.size {
+            // Truncated: keep what arrived, the next run resumes from there.
+            return Err(Error::SizeMismatch {
+                what,
+                expected: file.size,
+                actual: received,
+            });
+        }
+        if digest != file.sha256 {
+            // Wrong bytes can't be resumed from: drop them.
+            let _ = tokio::fs::remove_file(&staged).await;
+            return Err(Error::DigestMismatch {
+                what,
+                expected: file.sha256.to_hex(),
+                actual: digest.to_hex(),
+            });
+        }
+        self.store.promote_file(&staged, &file.sha256)?;
+        counters.files.fetch_add(1, Ordering::Relaxed);
+        emit(Progress::FileDone {
+            path: file.path.clone(),
+            sha256: file.sha256,
+        });
+        Ok(())
+    }
+}
+
+/// Chunks in flight per pipeline stage; bounds memory per download.
+const PIPELINE_DEPTH: usize = 8;
+
+fn join(root: &Url, path: &str) -> Result<Url> {
+    // "./" keeps a first segment with a colon (`com.ubuntu.maas:…`) from
+    // being read as a URL scheme.
+    root.join(&format!("./{path}"))
+        .map_err(|e| Error::Invalid(format!("bad item path {path:?}: {e}")))
+}
+
+fn hash_prefix_then_stream(
+    staged: &Path,
+    prefix: u64,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> Result<Sha256> {
+    use std::io::Read;
+    let mut hasher = Hasher::new();
+    if prefix > 0 {
+        let f = std::fs::File::open(staged).map_err(|e| Error::io(staged, e))?;
+        let mut f = f.take(prefix);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(staged, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+    }
+    Ok(hasher.finish())
+}
+
+fn write_stream(staged: &Path, keep: u64, mut rx: mpsc::Receiver<Bytes>) -> Result<()> {
+    use std::io::Write;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(staged)
+        .map_err(|e| Error::io(staged, e))?;
+    // Drop anything past what is being resumed (a partial from a different attempt).
+    f.set_len(keep).map_err(|e| Error::io(staged, e))?;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(keep))
+        .map_err(|e| Error::io(staged, e))?;
+    while let Some(chunk) = rx.blocking_recv() {
+        f.write_all(&chunk).map_err(|e| Error::io(staged, e))?;
+    }
+    let f = f
+        .into_inner()
+        .map_err(|e| Error::io(staged, e.into_error()))?;
+    f.sync_data().map_err(|e| Error::io(staged, e))
+}
