@@ -31,5 +31,5 @@ pub use handler::{
 };
 pub use leases::{Lease, LeaseState};
 pub use netboot::{BootAnswer, BootClient, NetbootMethod};
-pub use server::{ServeOptions, ServeStats, bind_socket, serve};
+pub use server::{ServeOptions, ServeStats, bind_socket, bind_std_socket, serve};
 pub use store::{FileStore, LeaseStore, MemoryStore};

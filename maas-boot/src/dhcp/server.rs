@@ -22,6 +22,13 @@ const BURST: usize = 256;
 /// (`SO_BINDTODEVICE`) so broadcasts go out of it and only its traffic comes
 /// in. Needs a tokio runtime; needs root (or `CAP_NET_RAW`) for `device`.
 pub fn bind_socket(device: Option<&str>, addr: SocketAddrV4) -> Result<UdpSocket> {
+    UdpSocket::from_std(bind_std_socket(device, addr)?).map_err(Error::DhcpSocket)
+}
+
+/// [`bind_socket`] without tokio: a non-blocking std socket, for callers
+/// that bind in another thread (e.g. one that entered a network namespace)
+/// and hand the socket to the runtime later.
+pub fn bind_std_socket(device: Option<&str>, addr: SocketAddrV4) -> Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s =
         Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(Error::DhcpSocket)?;
@@ -37,7 +44,7 @@ pub fn bind_socket(device: Option<&str>, addr: SocketAddrV4) -> Result<UdpSocket
     s.set_nonblocking(true).map_err(Error::DhcpSocket)?;
     s.bind(&SocketAddr::V4(addr).into())
         .map_err(Error::DhcpSocket)?;
-    UdpSocket::from_std(s.into()).map_err(Error::DhcpSocket)
+    Ok(s.into())
 }
 
 /// Knobs of the loop.
