@@ -55,6 +55,9 @@ pub struct Reply {
     pub message: Message,
     /// Where to send it.
     pub dest: Destination,
+    /// Whether it promises a lease, so must wait until the lease store has
+    /// made the lease durable.
+    pub durable: bool,
 }
 
 impl Reply {
@@ -535,6 +538,7 @@ impl Handler {
         Action::Reply(Reply {
             dest: dest_for(req.msg, false),
             message: msg,
+            durable: false,
         })
     }
 
@@ -622,6 +626,7 @@ impl Handler {
         Action::Reply(Reply {
             dest: dest_for(req.msg, false),
             message: msg,
+            durable: true,
         })
     }
 
@@ -708,6 +713,7 @@ impl Handler {
         Action::Reply(Reply {
             dest: dest_for(req.msg, false),
             message: msg,
+            durable: false,
         })
     }
 
@@ -722,6 +728,7 @@ impl Handler {
         Action::Reply(Reply {
             dest: dest_for(req.msg, true),
             message: m,
+            durable: false,
         })
     }
 
@@ -759,7 +766,11 @@ impl Handler {
         } else {
             Destination::Unicast(req.msg.ciaddr())
         };
-        Action::Reply(Reply { dest, message: m })
+        Action::Reply(Reply {
+            dest,
+            message: m,
+            durable: false,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -11,10 +11,10 @@ use maas_core::{Clock, SystemClock};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::handler::{Action, Destination, DropReason, Handler};
+use super::handler::{Action, Destination, DropReason, Handler, Reply};
 use crate::{Error, Result};
 
-/// Most datagrams handled between two lease-store syncs.
+/// Most datagrams handled before the loop looks at its lease-store sync again.
 const BURST: usize = 256;
 
 /// Binds the DHCP server socket: `addr` (normally 0.0.0.0:67), broadcast
@@ -105,6 +105,11 @@ fn target(dest: Destination, o: &ServeOptions) -> SocketAddr {
 }
 
 /// Serves DHCP on `socket` until `cancel` fires.
+///
+/// Replies that promise a lease ([`Reply::durable`]) wait for the lease
+/// store: the loop keeps at most one sync in flight on the blocking pool and
+/// goes on receiving and answering (OFFERs, NAKs) meanwhile; every durable
+/// reply produced while a sync runs rides on the next one (group commit).
 pub async fn serve(
     socket: UdpSocket,
     handler: Arc<Handler>,
@@ -113,73 +118,105 @@ pub async fn serve(
 ) -> Result<ServeStats> {
     let mut stats = ServeStats::default();
     let mut buf = vec![0u8; 4096];
-    let mut replies = Vec::with_capacity(BURST);
+    let store = Arc::clone(handler.store());
+    let mut inflight: Option<tokio::task::JoinHandle<Result<()>>> = None;
+    // Durable replies covered by the sync in flight, and those waiting for the next.
+    let mut waiting: Vec<Reply> = Vec::new();
+    let mut pending: Vec<Reply> = Vec::new();
     loop {
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => break,
-            r = socket.readable() => r.map_err(Error::DhcpSocket)?,
-        }
-        for _ in 0..BURST {
-            let (n, src) = match socket.try_recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                // ICMP errors from earlier sends surface here; not fatal.
-                Err(e) => {
-                    tracing::debug!(error = %e, "DHCP receive error");
-                    continue;
+            done = async {
+                match inflight.as_mut() {
+                    Some(h) => h.await,
+                    None => std::future::pending().await,
                 }
-            };
-            stats.received += 1;
-            match handler.handle_bytes(&buf[..n], options.clock.now()) {
-                Action::Reply(r) => replies.push(r),
-                Action::Silent => stats.silent += 1,
-                Action::Drop(reason) => {
-                    stats.dropped += 1;
-                    match reason {
-                        DropReason::Malformed(_) | DropReason::PoolExhausted => {
-                            tracing::warn!(%src, %reason, "DHCP request dropped")
+            } => {
+                inflight = None;
+                stats.syncs += 1;
+                let ok = match done {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => { tracing::error!(error = %e, "lease store sync failed"); false }
+                    Err(e) => { tracing::error!(error = %e, "lease store sync task failed"); false }
+                };
+                if ok {
+                    for r in waiting.drain(..) {
+                        send(&socket, &r, &options, &mut stats).await;
+                    }
+                } else {
+                    // Promising leases we could not record would hand the
+                    // same address out twice after a restart: stay silent.
+                    stats.dropped += waiting.len() as u64;
+                    waiting.clear();
+                }
+            }
+            r = socket.readable() => {
+                r.map_err(Error::DhcpSocket)?;
+                for _ in 0..BURST {
+                    let (n, src) = match socket.try_recv_from(&mut buf) {
+                        Ok(x) => x,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        // ICMP errors from earlier sends surface here; not fatal.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "DHCP receive error");
+                            continue;
                         }
-                        _ => tracing::debug!(%src, %reason, "DHCP request dropped"),
+                    };
+                    stats.received += 1;
+                    match handler.handle_bytes(&buf[..n], options.clock.now()) {
+                        Action::Reply(r) if r.durable => pending.push(r),
+                        Action::Reply(r) => send(&socket, &r, &options, &mut stats).await,
+                        Action::Silent => stats.silent += 1,
+                        Action::Drop(reason) => {
+                            stats.dropped += 1;
+                            match reason {
+                                DropReason::Malformed(_) | DropReason::PoolExhausted => {
+                                    tracing::warn!(%src, %reason, "DHCP request dropped")
+                                }
+                                _ => tracing::debug!(%src, %reason, "DHCP request dropped"),
+                            }
+                        }
                     }
                 }
             }
         }
-        let store = handler.store();
-        if store.dirty() {
-            let s = Arc::clone(store);
-            let synced = tokio::task::spawn_blocking(move || s.sync())
-                .await
-                .map_err(|e| Error::DhcpSocket(std::io::Error::other(e)))?;
-            stats.syncs += 1;
-            if let Err(e) = synced {
-                // Promising leases we could not record would hand the same
-                // address out twice after a restart: stay silent instead.
-                tracing::error!(error = %e, dropped = replies.len(), "lease store sync failed");
-                stats.dropped += replies.len() as u64;
-                replies.clear();
-                continue;
-            }
-        }
-        for r in replies.drain(..) {
-            let bytes = match r.encode() {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "DHCP reply not encodable");
-                    continue;
+        if inflight.is_none() {
+            if store.dirty() {
+                waiting.append(&mut pending);
+                let s = Arc::clone(&store);
+                inflight = Some(tokio::task::spawn_blocking(move || s.sync()));
+            } else {
+                // Everything recorded is already durable (or the store is
+                // not durable at all).
+                for r in pending.drain(..) {
+                    send(&socket, &r, &options, &mut stats).await;
                 }
-            };
-            let to = target(r.dest, &options);
-            let sent = match socket.try_send_to(&bytes, to) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    socket.send_to(&bytes, to).await
-                }
-                x => x,
-            };
-            match sent {
-                Ok(_) => stats.replied += 1,
-                Err(e) => tracing::debug!(%to, error = %e, "DHCP send failed"),
             }
         }
     }
+    if let Some(h) = inflight {
+        // Let the last commit finish so the log is not left mid-write by us.
+        let _ = h.await;
+    }
     Ok(stats)
+}
+
+async fn send(socket: &UdpSocket, r: &Reply, options: &ServeOptions, stats: &mut ServeStats) {
+    let bytes = match r.encode() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "DHCP reply not encodable");
+            return;
+        }
+    };
+    let to = target(r.dest, options);
+    let sent = match socket.try_send_to(&bytes, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.send_to(&bytes, to).await,
+        x => x,
+    };
+    match sent {
+        Ok(_) => stats.replied += 1,
+        Err(e) => tracing::debug!(%to, error = %e, "DHCP send failed"),
+    }
 }

@@ -83,6 +83,7 @@ fn dora_gives_address_and_options() {
     let (h, backend, store) = setup(vec![]);
     let r = reply(h.handle(&discover(M1), T0));
     assert_eq!(r.dest, Destination::Broadcast);
+    assert!(!r.durable, "an OFFER promises nothing");
     let o = &r.message;
     assert_eq!(o.opcode(), Opcode::BootReply);
     assert_eq!(o.xid(), 0x1234_5678);
@@ -124,8 +125,9 @@ fn dora_gives_address_and_options() {
     assert!(o.fname().is_none(), "not a netboot client: no boot file");
     assert!(store.records().is_empty(), "offers are not persisted");
 
-    let ack = dora(&h, M1, T0);
-    assert_eq!(ack.yiaddr(), Ipv4Addr::new(192, 0, 2, 100));
+    let ack = reply(h.handle(&request_selecting(M1, o.yiaddr(), SERVER), T0));
+    assert!(ack.durable, "an ACK waits for the lease store");
+    assert_eq!(ack.message.yiaddr(), Ipv4Addr::new(192, 0, 2, 100));
     let recs = store.records();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].state, LeaseState::Bound);
