@@ -7,6 +7,33 @@ pub enum Error {
     /// Input that does not follow the rules of the protocol or format.
     #[error("invalid input: {0}")]
     Invalid(String),
+
+    // --- DHCP ---
+    /// A DHCP server configuration that cannot work (overlapping or empty ranges, …).
+    #[error("invalid DHCP configuration: {0}")]
+    DhcpConfig(String),
+    /// The lease store could not be read or written.
+    #[error("DHCP lease store {path}: {source}")]
+    LeaseStore {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the lease log that cannot be parsed.
+    #[error("DHCP lease store {path} line {line}: {reason}")]
+    LeaseLog {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The DHCP socket failed.
+    #[error("DHCP socket: {0}")]
+    DhcpSocket(#[source] std::io::Error),
 }
 
 /// Shorthand for results of this crate.

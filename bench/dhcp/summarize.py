@@ -1,0 +1,1 @@
+import sys; print(open(sys.argv[1]+"/rate.csv").read())

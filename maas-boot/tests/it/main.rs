@@ -1,0 +1,3 @@
+//! Integration tests of maas-boot's public API, one module per service.
+
+mod dhcp;
