@@ -1,0 +1,6 @@
+//! Integration tests of maas-boot's public API, one module per area.
+
+mod bootconfig;
+mod common;
+mod http;
+mod tftp;
