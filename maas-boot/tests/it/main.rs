@@ -3,4 +3,5 @@
 mod bootconfig;
 mod common;
 mod http;
+mod netboot;
 mod tftp;
