@@ -19,12 +19,21 @@ apt_lists=(scripts/deps/*.apt)
 if ((${#apt_lists[@]})); then
   missing=()
   while read -r pkg; do
-    st=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    # `name/suite` asks apt for a package from that suite (e.g. bookworm-backports).
+    st=$(dpkg-query -W -f='${Status}' "${pkg%%/*}" 2>/dev/null || true)
     [[ "$st" == "install ok installed" ]] || missing+=("$pkg")
   done < <(read_list "${apt_lists[@]}")
   if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    if printf '%s\n' "${missing[@]}" | grep -q '/bookworm-backports$' &&
+       ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      # Backports from the same Debian mirror the machine already uses.
+      mirror=$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2}')
+      log "adding bookworm-backports from ${mirror:=http://deb.debian.org/debian}"
+      printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" > /etc/apt/sources.list.d/maas-rs-backports.sources
+    fi
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   fi

@@ -1,0 +1,194 @@
+//! The HTTP boot router: GET/HEAD, Range, validators, and refusals, with
+//! reqwest and curl as clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use maas_boot::tree::BootTree;
+use reqwest::StatusCode;
+use reqwest::header;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{Files, data, peer, run};
+
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    cancel: CancellationToken,
+}
+
+impl HttpServer {
+    pub async fn start(images: Arc<dyn BootTree>, boot: Arc<dyn BootTree>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = maas_boot::http::router(images, boot, addr);
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(c.cancelled_owned())
+            .await
+        });
+        Self { addr, cancel }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+#[tokio::test]
+async fn serves_images_with_head_range_and_validators() {
+    let kernel = data(5 * 1024 * 1024 + 11, 7);
+    let images = Files::new(&[("ubuntu/amd64/boot-kernel", &kernel)]);
+    let boot = Files::new(&[("bootx64.efi", b"EFI loader")]);
+    let srv = HttpServer::start(images.tree(), boot.tree()).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/images/ubuntu/amd64/boot-kernel", srv.addr);
+
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let etag = r.headers()[header::ETAG].to_str().unwrap().to_owned();
+    let modified = r.headers()[header::LAST_MODIFIED]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(r.headers()[header::ACCEPT_RANGES], "bytes");
+    assert!(r.bytes().await.unwrap() == kernel);
+
+    // HEAD: the length, no body (OVMF's HTTP boot sends HEAD before GET).
+    let r = http.head(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()[header::CONTENT_LENGTH],
+        kernel.len().to_string().as_str()
+    );
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    // A single range.
+    let r = http
+        .get(&url)
+        .header(header::RANGE, "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.headers()[header::CONTENT_RANGE],
+        format!("bytes 100-199/{}", kernel.len()).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap(), kernel[100..200]);
+    // A suffix range.
+    let r = http
+        .get(&url)
+        .header(header::RANGE, "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), kernel[kernel.len() - 10..]);
+    // Unsatisfiable.
+    let r = http
+        .get(&url)
+        .header(header::RANGE, "bytes=99999999-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        r.headers()[header::CONTENT_RANGE],
+        format!("bytes */{}", kernel.len()).as_str()
+    );
+
+    // Conditional requests.
+    let r = http
+        .get(&url)
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = http
+        .get(&url)
+        .header(header::IF_MODIFIED_SINCE, &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = http
+        .get(&url)
+        .header(header::IF_NONE_MATCH, "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Loader files outside /images/, and refusals.
+    let r = http
+        .get(format!("http://{}/bootx64.efi", srv.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"EFI loader");
+    for (path, status) in [
+        ("/images/missing", StatusCode::NOT_FOUND),
+        ("/images/a%5cb", StatusCode::FORBIDDEN),
+        ("/images/a//b", StatusCode::FORBIDDEN),
+        ("/images/%zz", StatusCode::BAD_REQUEST),
+    ] {
+        let r = http
+            .get(format!("http://{}{path}", srv.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
+    // reqwest and curl resolve dot segments before sending; a raw request does not.
+    for raw in [
+        "/images/%2e%2e/secret",
+        "/images/../secret",
+        "/../etc/passwd",
+    ] {
+        assert_eq!(raw_status(srv.addr, raw).await, 403, "{raw}");
+    }
+    let r = http.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn curl_downloads_and_resumes() {
+    let curl = peer("curl", "curl");
+    let kernel = data(3 * 1024 * 1024, 8);
+    let images = Files::new(&[("k", &kernel)]);
+    let srv = HttpServer::start(images.tree(), images.tree()).await;
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/images/k", srv.addr);
+    // A partial file resumed with `-C -` (a Range request) ends up whole.
+    std::fs::write(out.path().join("k"), &kernel[..1_000_000]).unwrap();
+    let (ok, log) = run(
+        &curl,
+        &["-sS", "-f", "-C", "-", "-o", "k", &url],
+        out.path(),
+    )
+    .await;
+    assert!(ok, "{log}");
+    assert!(std::fs::read(out.path().join("k")).unwrap() == kernel);
+}
+
+async fn raw_status(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
