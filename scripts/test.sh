@@ -16,6 +16,12 @@ export PATH="$MAAS_RS_VENV/bin:$PATH"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "maas-core stays pure (no async runtime, database or web crate)"
+if cargo tree -p maas-core -e normal --prefix none --locked | grep -E '^(tokio|diesel|axum|hyper|reqwest|pyo3|sqlx|mio) ' ; then
+  echo "maas-core must not depend on the crates above" >&2
+  exit 1
+fi
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -16,16 +16,24 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod actions;
 pub mod boot;
+pub mod clone;
+pub mod constraints;
+pub mod deadline;
 mod error;
 pub mod hardware;
 pub mod ids;
 pub mod lifecycle;
 pub mod machine;
+pub mod signals;
 pub mod status;
 pub mod time;
 
+pub use actions::{Action, Actor, Effect, Outcome, Refusal, apply};
 pub use boot::{BootMethod, BootPurpose, boot_purpose};
+pub use constraints::{Constraints, ConstraintsByType};
+pub use deadline::LifecycleConfig;
 pub use error::{Error, Result};
 pub use ids::{MacAddress, SystemId};
 pub use machine::Machine;
