@@ -38,6 +38,7 @@ pub mod config;
 pub mod db;
 mod error;
 pub mod oauth;
+pub mod seed;
 
 pub use error::{Error, Result};
 

@@ -111,6 +111,14 @@ enum Command {
         #[arg(long)]
         generate: bool,
     },
+    /// Load already-commissioned machines from a JSON inventory (labs,
+    /// tests, benchmarks, migrations); prints their system ids.
+    LoadMachines {
+        #[command(flatten)]
+        common: Common,
+        /// The JSON file: an array of machine specs (see `maas_server::seed`).
+        file: PathBuf,
+    },
     /// Print MAAS's life-cycle transition table.
     Lifecycle {
         /// Output format.
@@ -192,6 +200,17 @@ async fn main() -> anyhow::Result<()> {
             })?;
             for k in keys {
                 println!("{k}");
+            }
+        }
+        Command::LoadMachines { common, file } => {
+            let (_, state) = common.open(None)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let specs: Vec<maas_server::seed::MachineSpec> = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let mut conn = state.pool.get()?;
+            for id in maas_server::seed::load(&mut conn, &specs, now_ms())? {
+                println!("{id}");
             }
         }
         Command::Lifecycle { format } => {

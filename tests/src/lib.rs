@@ -161,3 +161,105 @@ impl Drop for Maasd {
         let _ = self.child.wait();
     }
 }
+
+/// The test virtualenv's `bin/` directory (`$MAAS_RS_VENV`, else the path
+/// `scripts/venv-path.sh` prints), checked to hold python-libmaas.
+pub fn venv_bin() -> anyhow::Result<std::path::PathBuf> {
+    let venv = match std::env::var_os("MAAS_RS_VENV") {
+        Some(v) => std::path::PathBuf::from(v),
+        None => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/venv-path.sh");
+            let out = Command::new("bash").arg(script).output()?;
+            std::path::PathBuf::from(String::from_utf8(out.stdout)?.trim())
+        }
+    };
+    let bin = venv.join("bin");
+    let ok = Command::new(bin.join("python"))
+        .args(["-c", "import maas.client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!(
+            "python-libmaas is missing from the test virtualenv {}: install the PyPI package \
+             python-libmaas==0.6.8 with scripts/install-deps.sh",
+            venv.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A throwaway PostgreSQL 15 server in a temp dir on a free loopback port,
+/// run as the `postgres` user (it refuses root); stopped on drop.
+#[derive(Debug)]
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl Postgres {
+    /// initdb + start, then creates database `maas`. Fails naming the
+    /// Debian package when the server is not installed.
+    pub fn start() -> anyhow::Result<Self> {
+        if !Path::new(PG_BIN).join("initdb").exists() {
+            bail!("PostgreSQL 15 server missing: install the Debian package postgresql-15");
+        }
+        let dir = tempfile::Builder::new().prefix("maas-pg-").tempdir()?;
+        // The postgres user must be able to reach and own its directory.
+        Command::new("chmod").arg("755").arg(dir.path()).status()?;
+        Command::new("chown")
+            .arg("postgres")
+            .arg(dir.path())
+            .status()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let d = dir.path().display().to_string();
+        let as_pg = |cmd: String| -> anyhow::Result<()> {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--", "sh", "-c", &cmd])
+                .output()
+                .context("runuser")?;
+            if !out.status.success() {
+                bail!(
+                    "{cmd} failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(())
+        };
+        as_pg(format!(
+            "{PG_BIN}/initdb -D {d}/data -A trust -U postgres >/dev/null"
+        ))?;
+        let pg = Postgres { dir, port };
+        as_pg(format!(
+            "{PG_BIN}/pg_ctl -D {d}/data -l {d}/pg.log -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c max_connections=200' -w start >/dev/null"
+        ))?;
+        as_pg(format!(
+            "{PG_BIN}/createdb -h 127.0.0.1 -p {port} -U postgres maas"
+        ))?;
+        Ok(pg)
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/maas`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/maas", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let d = self.dir.path().display().to_string();
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "sh",
+                "-c",
+                &format!("{PG_BIN}/pg_ctl -D {d}/data -m immediate -w stop >/dev/null 2>&1"),
+            ])
+            .status();
+    }
+}

@@ -5,11 +5,13 @@
 
 use base64::Engine;
 use maas_core::actions::{
-    AllocateParams, CommissionParams, DeployParams, PowerOffParams, PowerOnParams,
-    ReleaseParams, StopMode, TestParams,
+    AllocateParams, CommissionParams, DeployParams, PowerOffParams, PowerOnParams, ReleaseParams,
+    StopMode, TestParams,
 };
 use maas_core::constraints::{self, Constraints};
-use maas_core::{Action, Actor, Effect, LifecycleConfig, Machine, NodeStatus, Refusal, SystemId, Timestamp};
+use maas_core::{
+    Action, Actor, Effect, LifecycleConfig, Machine, NodeStatus, Refusal, SystemId, Timestamp,
+};
 use serde_json::{Value, json};
 
 use super::json::kinds;
@@ -84,7 +86,11 @@ pub fn on_create(
 }
 
 /// Starts commissioning of a machine just created by an admin.
-pub fn commission_new(c: &mut Call<'_>, user: &User, sm: &mut StoredMachine) -> Result<(), ApiError> {
+pub fn commission_new(
+    c: &mut Call<'_>,
+    user: &User,
+    sm: &mut StoredMachine,
+) -> Result<(), ApiError> {
     let action = Action::Commission(CommissionParams::default());
     run(c, user, sm, &action).map(|_| ())
 }
@@ -100,8 +106,14 @@ fn try_run(
 ) -> Result<Option<maas_core::Outcome>, ApiError> {
     let cfg = lifecycle_config(c.conn)?;
     let before = sm.record.machine.status;
-    let out = maas_core::apply(&sm.record.machine, &actor(user), action, Timestamp(c.now_ms), &cfg)
-        .map_err(refusal)?;
+    let out = maas_core::apply(
+        &sm.record.machine,
+        &actor(user),
+        action,
+        Timestamp(c.now_ms),
+        &cfg,
+    )
+    .map_err(refusal)?;
     out.apply_to(&mut sm.record.machine);
     for e in &out.effects {
         match e {
@@ -115,11 +127,14 @@ fn try_run(
             // The power worker (a later issue) drains this queue; until
             // then the requests are visible and audited here.
             Effect::PowerOn => sm.record.extra.pending_power.push("on".into()),
-            Effect::PowerOff(mode) => sm
-                .record
-                .extra
-                .pending_power
-                .push(format!("off:{}", if *mode == StopMode::Soft { "soft" } else { "hard" })),
+            Effect::PowerOff(mode) => sm.record.extra.pending_power.push(format!(
+                "off:{}",
+                if *mode == StopMode::Soft {
+                    "soft"
+                } else {
+                    "hard"
+                }
+            )),
             Effect::PowerCycle => sm.record.extra.pending_power.push("cycle".into()),
             Effect::QueryPower => sm.record.extra.pending_power.push("query".into()),
             _ => {}
@@ -139,7 +154,15 @@ fn try_run(
         format!("{} ({} -> {})", out.event, before.label(), m.status.label())
     };
     sm.record.extra.status_message = out.event.clone();
-    event(c.conn, m, &user.username, "INFO", m.status.label(), &desc, c.now_ms)?;
+    event(
+        c.conn,
+        m,
+        &user.username,
+        "INFO",
+        m.status.label(),
+        &desc,
+        c.now_ms,
+    )?;
     Ok(Some(out))
 }
 
@@ -149,9 +172,8 @@ fn run(
     sm: &mut StoredMachine,
     action: &Action,
 ) -> Result<maas_core::Outcome, ApiError> {
-    try_run(c, user, sm, action)?.ok_or_else(|| {
-        ApiError::conflict("The machine was changed by another request; retry.")
-    })
+    try_run(c, user, sm, action)?
+        .ok_or_else(|| ApiError::conflict("The machine was changed by another request; retry."))
 }
 
 fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
@@ -194,7 +216,9 @@ pub fn deploy(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             Some(
                 base64::engine::general_purpose::STANDARD
                     .decode(cleaned.as_bytes())
-                    .map_err(|_| ApiError::field("user_data", "User data must be base64-encoded."))?,
+                    .map_err(|_| {
+                        ApiError::field("user_data", "User data must be base64-encoded.")
+                    })?,
             )
         }
     };
@@ -242,7 +266,12 @@ pub fn release_many(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let mut unknown = Vec::new();
     let mut found = Vec::new();
     for id in &ids {
-        match id.parse::<SystemId>().ok().map(|s| machines::get(c.conn, &s)).transpose()? {
+        match id
+            .parse::<SystemId>()
+            .ok()
+            .map(|s| machines::get(c.conn, &s))
+            .transpose()?
+        {
             Some(Some(sm)) => found.push(sm),
             _ => unknown.push(id.clone()),
         }
@@ -258,7 +287,10 @@ pub fn release_many(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     for mut sm in found {
         match try_run(c, &user, &mut sm, &action) {
             Ok(Some(_)) => released.push(sm.record.machine.system_id.to_string()),
-            Ok(None) => refused.push(format!("{}: changed concurrently", sm.record.machine.system_id)),
+            Ok(None) => refused.push(format!(
+                "{}: changed concurrently",
+                sm.record.machine.system_id
+            )),
             Err(e) => refused.push(format!(
                 "{}: {}",
                 sm.record.machine.system_id,
@@ -285,10 +317,18 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let user = c.user()?.clone();
     let pairs = c.params.pairs();
     let cons = Constraints::parse(&pairs).map_err(constraint_error)?;
-    let tags: Vec<String> = objects::list(c.conn, kinds::TAG)?.into_iter().map(|o| o.name).collect();
-    let zones: Vec<String> = objects::list(c.conn, kinds::ZONE)?.into_iter().map(|o| o.name).collect();
-    let pools: Vec<String> = objects::list(c.conn, kinds::POOL)?.into_iter().map(|o| o.name).collect();
-    let as_refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
+    let tags: Vec<String> = objects::list(c.conn, kinds::TAG)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    let zones: Vec<String> = objects::list(c.conn, kinds::ZONE)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    let pools: Vec<String> = objects::list(c.conn, kinds::POOL)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     cons.validate_names(&as_refs(&tags), &as_refs(&zones), &as_refs(&pools))
         .map_err(constraint_error)?;
     let dry_run = c.params.bool_or("dry_run", false)?;
@@ -311,7 +351,10 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             )));
         };
         let sid = chosen.system_id.clone();
-        let Some(mut sm) = candidates.into_iter().find(|s| s.record.machine.system_id == sid) else {
+        let Some(mut sm) = candidates
+            .into_iter()
+            .find(|s| s.record.machine.system_id == sid)
+        else {
             continue;
         };
         let mut cbt = serde_json::to_value(&by_type).unwrap_or(Value::Null);
@@ -334,6 +377,10 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         }
     }
     Err(ApiError::conflict("Allocation contention too high; retry."))
+}
+
+fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 fn describe_constraints(c: &Call<'_>) -> String {
@@ -382,43 +429,57 @@ pub fn test(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 /// `POST machines/{id}/?op=abort`.
 pub fn abort(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::Abort { comment: comment(c) };
+    let a = Action::Abort {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
 /// `POST machines/{id}/?op=mark_broken`.
 pub fn mark_broken(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::MarkBroken { comment: comment(c) };
+    let a = Action::MarkBroken {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
 /// `POST machines/{id}/?op=mark_fixed`.
 pub fn mark_fixed(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::MarkFixed { comment: comment(c) };
+    let a = Action::MarkFixed {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
 /// `POST machines/{id}/?op=rescue_mode`.
 pub fn rescue_mode(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::RescueMode { comment: comment(c) };
+    let a = Action::RescueMode {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
 /// `POST machines/{id}/?op=exit_rescue_mode`.
 pub fn exit_rescue_mode(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::ExitRescueMode { comment: comment(c) };
+    let a = Action::ExitRescueMode {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
 /// `POST machines/{id}/?op=lock`.
 pub fn lock(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::Lock { comment: comment(c) };
+    let a = Action::Lock {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
 /// `POST machines/{id}/?op=unlock`.
 pub fn unlock(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::Unlock { comment: comment(c) };
+    let a = Action::Unlock {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
@@ -462,12 +523,16 @@ pub fn query_power_state(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let (user, sm) = load(c)?;
     maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::QueryPower)
         .map_err(refusal)?;
-    Ok(Reply::Json(json!({"state": sm.record.machine.power_state.as_str()})))
+    Ok(Reply::Json(
+        json!({"state": sm.record.machine.power_state.as_str()}),
+    ))
 }
 
 /// `POST machines/{id}/?op=override_failed_testing`.
 pub fn override_failed_testing(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let a = Action::OverrideFailedTesting { comment: comment(c) };
+    let a = Action::OverrideFailedTesting {
+        comment: comment(c),
+    };
     simple(c, a)
 }
 
@@ -479,7 +544,10 @@ pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .params
         .get_nonempty("storage_layout")
         .unwrap_or_else(|| "flat".into());
-    if !matches!(layout.as_str(), "flat" | "lvm" | "bcache" | "vmfs6" | "vmfs7" | "custom" | "blank") {
+    if !matches!(
+        layout.as_str(),
+        "flat" | "lvm" | "bcache" | "vmfs6" | "vmfs7" | "custom" | "blank"
+    ) {
         return Err(ApiError::field(
             "storage_layout",
             format!("Select a valid choice. {layout} is not one of the available choices."),
@@ -558,7 +626,9 @@ pub fn clone(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             .map(|s| machines::get(c.conn, &s))
             .transpose()?
             .flatten()
-            .ok_or_else(|| ApiError::field("destinations", format!("Machine {id} is not found.")))?;
+            .ok_or_else(|| {
+                ApiError::field("destinations", format!("Machine {id} is not found."))
+            })?;
         dests.push(sm);
     }
     if dests.is_empty() {
@@ -606,7 +676,14 @@ fn apply_clone(s: &Machine, d: &mut Machine, plan: &maas_core::clone::ClonePlan)
             d.interfaces.iter_mut().find(|i| i.id == *did),
         ) {
             di.vlan = si.vlan.clone();
-            di.links = si.links.iter().map(|l| maas_core::hardware::Link { ip: None, ..l.clone() }).collect();
+            di.links = si
+                .links
+                .iter()
+                .map(|l| maas_core::hardware::Link {
+                    ip: None,
+                    ..l.clone()
+                })
+                .collect();
             di.tags = si.tags.clone();
             di.mtu = si.mtu;
         }

@@ -21,7 +21,6 @@ use crate::db::users::User;
 use crate::oauth;
 
 pub mod json;
-#[path = "machine_ops_pending.rs"]
 pub mod machine_ops;
 pub mod machines;
 pub mod network;
@@ -400,7 +399,14 @@ pub async fn read_params(
         if ctype.starts_with("multipart/form-data") {
             let boundary = multer::parse_boundary(ctype)
                 .map_err(|e| ApiError::bad_request(format!("Malformed multipart body: {e}")))?;
-            p.extend_multipart(&boundary, body.clone()).await?;
+            // An empty form (libmaas sends one even for DELETE) may be just
+            // the closing boundary, which strict parsers reject.
+            let has_parts = body
+                .windows(b"Content-Disposition".len())
+                .any(|w| w.eq_ignore_ascii_case(b"Content-Disposition"));
+            if has_parts {
+                p.extend_multipart(&boundary, body.clone()).await?;
+            }
         } else if ctype.starts_with("application/x-www-form-urlencoded") {
             p.extend_urlencoded(body);
         }
