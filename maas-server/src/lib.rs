@@ -1,21 +1,44 @@
 //! # maas-server: the `maasd` reference server
 //!
-//! Runs a MAAS region and rack in one process: the REST API 2.0 under
-//! `/MAAS/api/2.0/`, the metadata API, durable workflows and the rack's
-//! DHCP/TFTP/HTTP boot services. This first cut serves the anonymous
-//! `version` endpoints; the API issue fills in the rest.
+//! Runs a MAAS region in one process: the REST API 2.0 under
+//! `/MAAS/api/2.0/` that python-libmaas and its `maas` CLI use unchanged,
+//! with OAuth 1.0 PLAINTEXT, the anonymous `describe` document generated
+//! from the same route table that serves requests ([`api`]), and
+//! persistence on SQLite (default, WAL) or PostgreSQL through one diesel
+//! connection type ([`db`]). Machine life-cycle decisions come from
+//! `maas_core::actions`; this crate persists them with an event each.
+//!
+//! ```
+//! # async fn demo() -> maas_server::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("maasd-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).map_err(maas_server::Error::Io)?;
+//! let state = maas_server::AppState::open(&dir.join("maas.db").display().to_string(), 2)?;
+//! let app = maas_server::app(state);
+//! # let _ = app;
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
+#![recursion_limit = "256"]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use maas_core::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod api;
+pub mod config;
+pub mod db;
 mod error;
+pub mod oauth;
+pub mod seed;
 
 pub use error::{Error, Result};
 
@@ -35,69 +58,217 @@ pub const CAPABILITIES: &[&str] = &[
     "authenticate-api",
 ];
 
+/// Shared server state.
+pub struct AppState {
+    /// Database pool.
+    pub pool: db::Pool,
+    /// Route table and describe hash.
+    pub api: api::Api,
+    /// OAuth nonces seen inside the timestamp window.
+    pub nonces: oauth::NonceStore,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("pool", &self.pool)
+            .field("api_hash", &self.api.hash)
+            .finish()
+    }
+}
+
+impl AppState {
+    /// Opens (and migrates) the database at `url` and seeds MAAS's default
+    /// objects.
+    pub fn open(url: &str, pool_size: u32) -> Result<Arc<AppState>> {
+        let pool = db::Pool::open(url, pool_size)?;
+        {
+            let mut conn = pool.get()?;
+            conn.write_tx(api::resources::ensure_defaults)?;
+        }
+        Ok(Arc::new(AppState {
+            pool,
+            api: api::Api::new(),
+            nonces: oauth::NonceStore::default(),
+            clock: Arc::new(SystemClock),
+        }))
+    }
+}
+
 /// The HTTP application.
-pub fn app() -> Router {
+pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/MAAS/api/version/", get(api_version_text))
-        .route("/MAAS/api/2.0/version/", get(version))
+        .route("/MAAS/api/2.0/describe/", get(describe))
+        .route("/MAAS/accounts/authenticate/", any(authenticate))
+        .route("/MAAS/api/1.0/{*rest}", any(api_gone))
+        .route("/MAAS/api/2.0/{*rest}", any(api_dispatch))
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 async fn api_version_text() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain")], "2.0")
 }
 
-async fn version() -> impl IntoResponse {
-    Json(serde_json::json!({
-        "capabilities": CAPABILITIES,
-        "version": MAAS_VERSION,
-        "subversion": "",
-    }))
+async fn api_gone() -> impl IntoResponse {
+    (
+        StatusCode::GONE,
+        "The 1.0 API is no longer available. Please use API version 2.0.",
+    )
+}
+
+/// The describe document: exactly `application/json` (the `maas` CLI
+/// compares the raw header).
+async fn describe(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let base = api::base_url(&headers);
+    let body = state.api.describe(&base).to_string();
+    let mut res = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&state.api.hash) {
+        res.headers_mut().insert("X-MAAS-API-Hash", v);
+    }
+    res
+}
+
+async fn api_dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, 1 << 30).await {
+        Ok(b) => b,
+        Err(e) => {
+            return api::ApiError::bad_request(format!("Unreadable body: {e}")).into_response();
+        }
+    };
+    api::dispatch(
+        state,
+        parts.method,
+        parts.uri.path().to_owned(),
+        parts.uri.query().map(str::to_owned),
+        parts.headers,
+        body,
+    )
+    .await
+}
+
+/// `POST /MAAS/accounts/authenticate/`: password login returning a token.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let params = match api::read_params(uri.query(), &headers, &body).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let username = params.get("username").unwrap_or_default();
+    let password = params.get("password").unwrap_or_default();
+    let consumer = params.get_nonempty("consumer");
+    let now_ms = state.clock.now().as_millis();
+    let res = state
+        .pool
+        .run(move |conn| {
+            conn.write_tx(|conn| {
+                let Some(user) = db::users::by_name(conn, &username)? else {
+                    return Ok(None);
+                };
+                if username == api::machines::NODE_INIT_USER
+                    || !db::users::verify_password(&password, &user.password_hash)
+                {
+                    return Ok(None);
+                }
+                let tokens = db::users::tokens_of(conn, &user.username)?;
+                let existing = match &consumer {
+                    Some(name) => tokens.into_iter().find(|t| &t.name == name),
+                    None => tokens.into_iter().next(),
+                };
+                let t = match existing {
+                    Some(t) => t,
+                    None => db::users::create_token(
+                        conn,
+                        &user.username,
+                        consumer.as_deref().unwrap_or("API token"),
+                        now_ms,
+                    )?,
+                };
+                Ok::<_, Error>(Some(t))
+            })
+        })
+        .await;
+    match res {
+        Ok(Some(t)) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({
+                "consumer_key": t.consumer_key,
+                "token_key": t.token_key,
+                "token_secret": t.token_secret,
+                "name": t.name,
+            })
+            .to_string(),
+        )
+            .into_response(),
+        Ok(None) => api::ApiError::forbidden("Invalid username or password.").into_response(),
+        Err(e) => api::ApiError::from(e).into_response(),
+    }
+}
+
+/// `/metrics` in Prometheus text format (beyond MAAS).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let res = state
+        .pool
+        .run(|conn| {
+            let ms = db::machines::list(conn)?;
+            let mut counts = std::collections::BTreeMap::new();
+            for m in &ms {
+                *counts
+                    .entry(m.record.machine.status.as_int())
+                    .or_insert(0u64) += 1;
+            }
+            Ok(counts)
+        })
+        .await;
+    match res {
+        Ok(counts) => {
+            let mut out = String::from(
+                "# HELP maas_machines Machines by status.\n# TYPE maas_machines gauge\n",
+            );
+            for s in maas_core::NodeStatus::ALL {
+                out.push_str(&format!(
+                    "maas_machines{{status=\"{}\"}} {}\n",
+                    s.name().to_ascii_lowercase(),
+                    counts.get(&s.as_int()).copied().unwrap_or(0)
+                ));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+        }
+        Err(e) => api::ApiError::from(e).into_response(),
+    }
 }
 
 /// Serves the API on an already-bound listener until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
-    axum::serve(listener, app())
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(Error::Io)
 }
 
 /// Binds `addr` and serves until `shutdown` is cancelled.
-pub async fn bind_and_serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+pub async fn bind_and_serve(
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let listener = TcpListener::bind(addr).await.map_err(Error::Io)?;
     tracing::info!(addr = %listener.local_addr().map_err(Error::Io)?, "maasd API listening");
-    serve(listener, shutdown).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn version_is_anonymous_json_with_authenticate_api() {
-        let res = app()
-            .oneshot(
-                Request::get("/MAAS/api/2.0/version/")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert!(
-            v["capabilities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c == "authenticate-api")
-        );
-        assert_eq!(v["version"], MAAS_VERSION);
-    }
+    serve(listener, state, shutdown).await
 }

@@ -1,9 +1,11 @@
 //! `maasd`: the maas-rs server binary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use maas_server::config::{Config, FileConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -17,13 +19,105 @@ struct Cli {
     command: Command,
 }
 
+/// Settings shared by every command that opens the database.
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML configuration file.
+    #[arg(long, env = "MAAS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database lives here by default).
+    #[arg(long, env = "MAAS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: `postgres://…` or a SQLite file path.
+    #[arg(long, env = "MAAS_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Database connections in the pool.
+    #[arg(long, env = "MAAS_POOL_SIZE")]
+    pool_size: Option<u32>,
+}
+
+impl Common {
+    /// File, then env/flags on top.
+    fn config(&self, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+        let mut f = match &self.config {
+            Some(p) => FileConfig::load(p).with_context(|| format!("reading {}", p.display()))?,
+            None => FileConfig::default(),
+        };
+        if listen.is_some() {
+            f.listen = listen;
+        }
+        if self.data_dir.is_some() {
+            f.data_dir.clone_from(&self.data_dir);
+        }
+        if self.database_url.is_some() {
+            f.database_url.clone_from(&self.database_url);
+        }
+        if self.pool_size.is_some() {
+            f.pool_size = self.pool_size;
+        }
+        Ok(Config::try_from(f)?)
+    }
+
+    fn open(
+        &self,
+        listen: Option<SocketAddr>,
+    ) -> anyhow::Result<(Config, std::sync::Arc<maas_server::AppState>)> {
+        let cfg = self.config(listen)?;
+        if maas_server::db::Backend::of_url(&cfg.database_url) == maas_server::db::Backend::Sqlite {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        }
+        let state = maas_server::AppState::open(&cfg.database_url, cfg.pool_size)
+            .context("opening the database")?;
+        Ok((cfg, state))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (API on 127.0.0.1:5240 by default).
     Serve {
+        #[command(flatten)]
+        common: Common,
         /// Address the API listens on.
-        #[arg(long, env = "MAAS_LISTEN", default_value = "127.0.0.1:5240")]
-        listen: SocketAddr,
+        #[arg(long, env = "MAAS_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Create an administrator (as `maas createadmin`).
+    Createadmin {
+        #[command(flatten)]
+        common: Common,
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Password.
+        #[arg(long, env = "MAAS_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Email address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// An SSH public key to add for the user.
+        #[arg(long)]
+        ssh_import: Option<String>,
+    },
+    /// Print (or create, or generate) a user's API key (as `maas apikey`).
+    Apikey {
+        #[command(flatten)]
+        common: Common,
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Create a new key instead of printing the existing ones.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Load already-commissioned machines from a JSON inventory (labs,
+    /// tests, benchmarks, migrations); prints their system ids.
+    LoadMachines {
+        #[command(flatten)]
+        common: Common,
+        /// The JSON file: an array of machine specs (see `maas_server::seed`).
+        file: PathBuf,
     },
     /// Print MAAS's life-cycle transition table.
     Lifecycle {
@@ -33,25 +127,91 @@ enum Command {
     },
 }
 
+fn now_ms() -> i64 {
+    maas_core::Clock::now(&maas_core::SystemClock).as_millis()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { common, listen } => {
+            let (cfg, state) = common.open(listen)?;
             let shutdown = CancellationToken::new();
             let stop = shutdown.clone();
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;
                 stop.cancel();
             });
-            maas_server::bind_and_serve(listen, shutdown)
+            maas_server::bind_and_serve(cfg.listen, state, shutdown)
                 .await
-                .with_context(|| format!("serving on {listen}"))?;
+                .with_context(|| format!("serving on {}", cfg.listen))?;
+        }
+        Command::Createadmin {
+            common,
+            username,
+            password,
+            email,
+            ssh_import,
+        } => {
+            let (_, state) = common.open(None)?;
+            let mut conn = state.pool.get()?;
+            conn.write_tx(|c| {
+                maas_server::db::users::create(c, &username, &email, &password, true, now_ms())?;
+                if let Some(key) = &ssh_import {
+                    let mut d = serde_json::Map::new();
+                    d.insert("key".into(), serde_json::json!(key));
+                    d.insert("keysource".into(), serde_json::Value::Null);
+                    maas_server::db::objects::insert(c, "sshkey", &username, &d)?;
+                }
+                Ok::<_, maas_server::Error>(())
+            })
+            .with_context(|| format!("creating admin {username}"))?;
+        }
+        Command::Apikey {
+            common,
+            username,
+            generate,
+        } => {
+            let (_, state) = common.open(None)?;
+            let mut conn = state.pool.get()?;
+            let keys = conn.write_tx(|c| {
+                if maas_server::db::users::by_name(c, &username)?.is_none() {
+                    return Err(maas_server::Error::Refused(format!(
+                        "no user named {username}"
+                    )));
+                }
+                let mut ts = maas_server::db::users::tokens_of(c, &username)?;
+                if generate || ts.is_empty() {
+                    ts = vec![maas_server::db::users::create_token(
+                        c,
+                        &username,
+                        "API token",
+                        now_ms(),
+                    )?];
+                }
+                Ok(ts.iter().map(|t| t.api_key()).collect::<Vec<_>>())
+            })?;
+            for k in keys {
+                println!("{k}");
+            }
+        }
+        Command::LoadMachines { common, file } => {
+            let (_, state) = common.open(None)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let specs: Vec<maas_server::seed::MachineSpec> = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let mut conn = state.pool.get()?;
+            for id in maas_server::seed::load(&mut conn, &specs, now_ms())? {
+                println!("{id}");
+            }
         }
         Command::Lifecycle { format } => {
             print!("{}", maas_core::lifecycle::export(format));

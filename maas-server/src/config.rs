@@ -1,0 +1,122 @@
+//! `maasd` configuration: a TOML file (unknown keys refused) whose every
+//! key can be overridden by an environment variable or a flag in `main.rs`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The configuration file's shape.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// API listen address (default `127.0.0.1:5240`).
+    pub listen: Option<SocketAddr>,
+    /// Data directory (default `/var/lib/maasd`).
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `postgres://…` or a SQLite path (default
+    /// `<data_dir>/maas.db`).
+    pub database_url: Option<String>,
+    /// Connections in the pool (default 8).
+    pub pool_size: Option<u32>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path).map_err(Error::Io)?;
+        FileConfig::parse(&text)
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<FileConfig> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+/// The validated runtime configuration.
+#[derive(Clone, PartialEq)]
+pub struct Config {
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Pool size.
+    pub pool_size: u32,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may carry a password.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &crate::db::Backend::of_url(&self.database_url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl TryFrom<FileConfig> for Config {
+    type Error = Error;
+    fn try_from(f: FileConfig) -> Result<Config> {
+        let data_dir = f
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("/var/lib/maasd"));
+        let database_url = f
+            .database_url
+            .unwrap_or_else(|| data_dir.join("maas.db").display().to_string());
+        let pool_size = f.pool_size.unwrap_or(8);
+        if pool_size == 0 || pool_size > 256 {
+            return Err(Error::Config("pool_size must be between 1 and 256".into()));
+        }
+        Ok(Config {
+            listen: f
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5240))),
+            data_dir,
+            database_url,
+            pool_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::try_from(FileConfig::parse("").unwrap()).unwrap();
+        assert_eq!(c.listen.port(), 5240);
+        assert!(c.database_url.ends_with("maas.db"));
+        let c = Config::try_from(
+            FileConfig::parse(
+                "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\npool_size = 4\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.database_url, "/tmp/x/maas.db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(FileConfig::parse("lisen = \"x\"").is_err());
+        assert!(Config::try_from(FileConfig::parse("pool_size = 0").unwrap()).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let c = Config::try_from(
+            FileConfig::parse("database_url = \"postgres://u:hunter2@h/db\"").unwrap(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,225 @@
+//! Loading already-commissioned machines from a JSON inventory
+//! (`maasd load-machines FILE`): what commissioning would have recorded —
+//! CPUs, memory, disks, NICs — with the machine Ready (or another given
+//! status). For labs, tests and benchmarks until commissioning runs through
+//! the metadata API, and for migrating an inventory.
+//!
+//! ```json
+//! [{"hostname": "n1", "architecture": "amd64/generic", "cpu_count": 4,
+//!   "memory_mib": 8192, "tags": ["gpu"], "zone": "default",
+//!   "disks": [{"name": "sda", "size": 500000000000, "tags": ["ssd"]}],
+//!   "nics": [{"name": "eth0", "mac": "52:54:00:00:00:01"}]}]
+//! ```
+
+use maas_core::hardware::{BlockDevice, Interface};
+use maas_core::{MacAddress, Machine, NodeStatus, SystemId};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::api::json::kinds;
+use crate::db::machines::{MachineExtra, MachineRecord};
+use crate::db::{DbConn, machines, objects, settings};
+use crate::error::{Error, Result};
+
+/// One disk of a [`MachineSpec`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// Kernel name (`sda`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Tags (`ssd`, `rotary`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// One NIC of a [`MachineSpec`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicSpec {
+    /// Name (`eth0`).
+    pub name: String,
+    /// MAC address.
+    pub mac: String,
+    /// Link speed in Mbit/s.
+    #[serde(default)]
+    pub link_speed: u64,
+}
+
+fn default_status() -> String {
+    "ready".into()
+}
+fn default_name() -> String {
+    "default".into()
+}
+
+/// One machine of the inventory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    /// Hostname.
+    pub hostname: String,
+    /// `arch/subarch`.
+    #[serde(default = "default_arch")]
+    pub architecture: String,
+    /// CPU count.
+    #[serde(default)]
+    pub cpu_count: u32,
+    /// Memory in MiB.
+    #[serde(default)]
+    pub memory_mib: u64,
+    /// Tags (created when missing).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Zone (created when missing).
+    #[serde(default = "default_name")]
+    pub zone: String,
+    /// Pool (created when missing).
+    #[serde(default = "default_name")]
+    pub pool: String,
+    /// Status name, `ready` by default.
+    #[serde(default = "default_status")]
+    pub status: String,
+    /// Power type (`manual` by default).
+    #[serde(default)]
+    pub power_type: String,
+    /// Power parameters.
+    #[serde(default)]
+    pub power_parameters: Map<String, Value>,
+    /// Disks.
+    #[serde(default)]
+    pub disks: Vec<DiskSpec>,
+    /// NICs.
+    #[serde(default)]
+    pub nics: Vec<NicSpec>,
+}
+
+fn default_arch() -> String {
+    "amd64/generic".into()
+}
+
+fn ensure(conn: &mut DbConn, kind: &str, name: &str) -> Result<()> {
+    if objects::by_name(conn, kind, name)?.is_none() {
+        let mut d = Map::new();
+        d.insert("description".into(), json!(""));
+        if kind == kinds::TAG {
+            d.insert("comment".into(), json!(""));
+            d.insert("definition".into(), json!(""));
+            d.insert("kernel_opts".into(), json!(""));
+        }
+        objects::insert(conn, kind, name, &d)?;
+    }
+    Ok(())
+}
+
+/// Inserts every machine of `specs` (in one transaction) and returns their
+/// system ids.
+pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec<SystemId>> {
+    conn.write_tx(|conn| {
+        let mut ids = Vec::with_capacity(specs.len());
+        let fabric = objects::by_name(conn, kinds::FABRIC, "fabric-0")?;
+        let vlan = match &fabric {
+            Some(f) => objects::list(conn, kinds::VLAN)?
+                .into_iter()
+                .find(|v| v.data.get("fabric_id") == Some(&json!(f.id)))
+                .map(|v| maas_core::hardware::VlanRef {
+                    id: v.id as u64,
+                    vid: 0,
+                    name: "untagged".into(),
+                    fabric: f.name.clone(),
+                    ..Default::default()
+                }),
+            None => None,
+        };
+        let mut known: Vec<(String, String)> = Vec::new();
+        for s in specs {
+            let status = NodeStatus::ALL
+                .into_iter()
+                .find(|st| st.name().eq_ignore_ascii_case(&s.status))
+                .ok_or_else(|| {
+                    Error::Refused(format!("{}: unknown status {}", s.hostname, s.status))
+                })?;
+            for (kind, name) in std::iter::once((kinds::ZONE, &s.zone))
+                .chain(std::iter::once((kinds::POOL, &s.pool)))
+                .chain(s.tags.iter().map(|t| (kinds::TAG, t)))
+            {
+                if !known.iter().any(|(k, n)| k == kind && n == name) {
+                    ensure(conn, kind, name)?;
+                    known.push((kind.to_owned(), name.clone()));
+                }
+            }
+            let mut block_devices = Vec::new();
+            for d in &s.disks {
+                block_devices.push(BlockDevice {
+                    id: settings::next_seq(conn, "blockdevice")?,
+                    name: d.name.clone(),
+                    size: d.size,
+                    block_size: 512,
+                    tags: d.tags.clone(),
+                    ..Default::default()
+                });
+            }
+            let mut interfaces = Vec::new();
+            for n in &s.nics {
+                let mac: MacAddress = n
+                    .mac
+                    .parse()
+                    .map_err(|_| Error::Refused(format!("{}: bad MAC {}", s.hostname, n.mac)))?;
+                interfaces.push(Interface {
+                    id: settings::next_seq(conn, "interface")?,
+                    name: n.name.clone(),
+                    mac,
+                    enabled: true,
+                    vlan: vlan.clone(),
+                    link_speed: n.link_speed,
+                    interface_speed: n.link_speed,
+                    ..Default::default()
+                });
+            }
+            let system_id = loop {
+                let id = SystemId::generate(&mut rand::rng());
+                if machines::get(conn, &id)?.is_none() {
+                    break id;
+                }
+            };
+            let machine = Machine {
+                system_id: system_id.clone(),
+                hostname: s.hostname.clone(),
+                status,
+                previous_status: status,
+                power_type: if s.power_type.is_empty() {
+                    "manual".into()
+                } else {
+                    s.power_type.clone()
+                },
+                architecture: s.architecture.clone(),
+                cpu_count: s.cpu_count,
+                memory_mib: s.memory_mib,
+                tags: s.tags.clone(),
+                zone: s.zone.clone(),
+                pool: s.pool.clone(),
+                commissioned: true,
+                netboot: true,
+                block_devices,
+                interfaces,
+                ..Default::default()
+            };
+            let record = MachineRecord {
+                machine,
+                extra: MachineExtra {
+                    power_parameters: s.power_parameters.clone(),
+                    ..Default::default()
+                },
+            };
+            machines::insert(conn, &record, now_ms)?;
+            for i in &record.machine.interfaces {
+                let mut d = Map::new();
+                d.insert("system_id".into(), json!(system_id.as_str()));
+                objects::insert(conn, "mac", &i.mac.colon(), &d)?;
+            }
+            ids.push(system_id);
+        }
+        Ok(ids)
+    })
+}
