@@ -30,7 +30,9 @@ if ((${#apt_lists[@]})); then
        ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
       # Backports from the same Debian mirror the machine already uses.
       mirror=$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2}')
-      log "adding bookworm-backports from ${mirror:=http://deb.debian.org/debian}"
+      [[ -n "$mirror" ]] || mirror=$(grep -hs -m1 '^deb .*debian' /etc/apt/sources.list | awk '{print $2}')
+      [[ -n "$mirror" ]] || { log "no Debian mirror configured in /etc/apt; cannot add backports"; exit 1; }
+      log "adding bookworm-backports from $mirror"
       printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
         "$mirror" > /etc/apt/sources.list.d/maas-rs-backports.sources
     fi
