@@ -41,6 +41,20 @@ create_exception!(
     "A clone request cannot be carried out (400)."
 );
 
+create_exception!(
+    maas_rs,
+    RenderError,
+    BadParameter,
+    "A storage layout, network or deploy configuration cannot be built or rendered (400)."
+);
+create_exception!(
+    maas_rs,
+    VerificationError,
+    MaasError,
+    "A signature, digest or size check failed, or a stream is malformed."
+);
+create_exception!(maas_rs, PowerError, MaasError, "A BMC could not be driven.");
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("MaasError", py.get_type::<MaasError>())?;
@@ -49,6 +63,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BadParameter", py.get_type::<BadParameter>())?;
     m.add("ConstraintError", py.get_type::<ConstraintError>())?;
     m.add("CloneError", py.get_type::<CloneError>())?;
+    m.add("RenderError", py.get_type::<RenderError>())?;
+    m.add("VerificationError", py.get_type::<VerificationError>())?;
+    m.add("PowerError", py.get_type::<PowerError>())?;
     // The HTTP status MAAS answers with, inherited by subclasses.
     py.get_type::<MaasError>().setattr("http_status", 500)?;
     py.get_type::<InvalidTransition>()

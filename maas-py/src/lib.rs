@@ -13,8 +13,13 @@
 use pyo3::prelude::*;
 
 mod allocation;
+mod boot;
+mod deploy;
 mod errors;
+mod images;
 mod lifecycle;
+mod power;
+mod runtime;
 
 /// The native module.
 #[pymodule]
@@ -23,5 +28,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     lifecycle::register(m)?;
     allocation::register(m)?;
+    deploy::register(m)?;
+    boot::register(m)?;
+    images::register(m)?;
+    power::register(m)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$base_venv/bin/maturin" build --manifest-path maas-py/Cargo.toml --out "$work/dist" --quiet >&2
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --disable-pip-version-check "$work"/dist/*.whl pytest mypy
+"$work/venv/bin/pip" install -q --disable-pip-version-check "$work"/dist/*.whl pytest mypy pyyaml pyghmi python-simplestreams
 "$work/venv/bin/python" -m mypy.stubtest maas_rs._native
 cd maas-py
 "$work/venv/bin/python" -m pytest -q tests

@@ -17,7 +17,8 @@ status MAAS would answer with.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+import asyncio
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional
 
 from maas_rs import _native
 from maas_rs._native import (
@@ -27,21 +28,55 @@ from maas_rs._native import (
     Forbidden,
     InvalidTransition,
     MaasError,
+    PowerError,
+    RenderError,
+    VerificationError,
     __version__,
     allocate,
     allowed_targets,
+    boot_files,
     boot_purpose,
     can_transition,
+    decode_user_data,
     export_transitions,
     generate_system_id,
+    kernel_command_line,
     match_constraints,
     node_statuses,
     parse_constraints,
+    parse_stream,
     plan_clone,
+    power,
+    power_types,
+    render,
+    render_boot_config,
+    set_storage_layout,
+    sync_source,
+    validate_for_deploy,
+    validate_power_parameters,
+    verify_signed,
 )
 
 __all__ = [
     "Actor",
+    "PowerError",
+    "RenderError",
+    "VerificationError",
+    "boot_files",
+    "decode_user_data",
+    "kernel_command_line",
+    "parse_stream",
+    "power",
+    "power_async",
+    "power_types",
+    "render",
+    "render_boot_config",
+    "set_storage_layout",
+    "sync_source",
+    "sync_source_async",
+    "validate_for_deploy",
+    "validate_power_parameters",
+    "verify_signed",
     "BadParameter",
     "CloneError",
     "ConstraintError",
@@ -177,3 +212,28 @@ def failure_status(status: int) -> Optional[NodeStatus]:
 def transition_table() -> Dict[NodeStatus, List[NodeStatus]]:
     """MAAS's transition table: status → statuses it may move to."""
     return {s: [NodeStatus[t] for t in allowed_targets(int(s))] for s in NodeStatus}
+
+
+async def power_async(
+    power_type: str,
+    params: Mapping[str, str],
+    action: str,
+    stop_mode: str = "hard",
+    retry: bool = True,
+    timeout: float = 30.0,
+) -> str:
+    """:func:`power` as an asyncio coroutine: the BMC conversation runs on
+    maas-rs's own runtime with the GIL released, so the event loop and other
+    coroutines keep running."""
+    return await asyncio.to_thread(power, power_type, dict(params), action, stop_mode, retry, timeout)
+
+
+async def sync_source_async(
+    source: Mapping[str, Any],
+    store_dir: str,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    concurrency: int = 4,
+    keep_versions: int = 2,
+) -> Dict[str, Any]:
+    """:func:`sync_source` as an asyncio coroutine."""
+    return await asyncio.to_thread(sync_source, dict(source), store_dir, progress, concurrency, keep_versions)
