@@ -715,3 +715,114 @@ async fn qemu_ipxe_bios_gets_address_and_boot_file() -> Result<()> {
     srv.stop().await;
     Ok(())
 }
+
+/// A lease store whose sync waits for the test to open a gate.
+#[derive(Debug)]
+struct GateStore {
+    inner: MemoryStore,
+    dirty: std::sync::atomic::AtomicBool,
+    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl dhcp::LeaseStore for GateStore {
+    fn load(&self) -> maas_boot::Result<Vec<dhcp::Lease>> {
+        self.inner.load()
+    }
+    fn record(&self, lease: &dhcp::Lease) {
+        self.inner.record(lease);
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+    fn sync(&self) -> maas_boot::Result<()> {
+        self.dirty.store(false, Ordering::SeqCst);
+        let _ = self
+            .gate
+            .lock()
+            .expect("gate")
+            .recv_timeout(Duration::from_secs(10));
+        Ok(())
+    }
+    fn dirty(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+    }
+}
+
+/// Group commit: an ACK is not sent before the store's sync returns, while
+/// OFFERs keep flowing during a slow sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_wait_for_the_lease_store_offers_do_not() -> Result<()> {
+    let relay = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let port = relay.local_addr()?.port();
+    let (open, gate) = std::sync::mpsc::channel();
+    let store = Arc::new(GateStore {
+        inner: MemoryStore::default(),
+        dirty: false.into(),
+        gate: std::sync::Mutex::new(gate),
+    });
+    let cfg = config(
+        Ipv4Addr::LOCALHOST,
+        "127.0.0.0/8",
+        Ipv4Addr::new(127, 0, 0, 100),
+        Ipv4Addr::new(127, 0, 0, 200),
+    );
+    let handler = Arc::new(Handler::new(
+        cfg,
+        store,
+        Arc::new(StaticBackend::default()),
+    )?);
+    let sock = dhcp::bind_std_socket(None, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let to = sock.local_addr()?;
+    let srv = Running::start(
+        sock,
+        handler,
+        ServeOptions {
+            server_port: port,
+            client_port: port,
+            ..Default::default()
+        },
+    );
+    let relayed = |mut m: Message| {
+        m.set_giaddr(Ipv4Addr::LOCALHOST);
+        encode(&m)
+    };
+    let mut buf = [0u8; 1500];
+    let mut recv = async |limit: u64| -> Option<Message> {
+        let (n, _) = tokio::time::timeout(Duration::from_millis(limit), relay.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Message::decode(&mut Decoder::new(&buf[..n])).ok()
+    };
+    let a = [0x52, 0x54, 0, 0, 0, 0x51];
+    let b = [0x52, 0x54, 0, 0, 0, 0x52];
+    relay
+        .send_to(&relayed(dhcp::testing::discover(a)), to)
+        .await?;
+    let offer = recv(5000).await.context("offer")?;
+    relay
+        .send_to(
+            &relayed(dhcp::testing::request_selecting(
+                a,
+                offer.yiaddr(),
+                Ipv4Addr::LOCALHOST,
+            )),
+            to,
+        )
+        .await?;
+    assert!(
+        recv(500).await.is_none(),
+        "ACK sent before the lease store synced"
+    );
+    // the sync is stuck, yet another client is offered an address at once
+    relay
+        .send_to(&relayed(dhcp::testing::discover(b)), to)
+        .await?;
+    let offer_b = recv(5000).await.context("offer during a slow sync")?;
+    assert_eq!(offer_b.opts().msg_type(), Some(MessageType::Offer));
+    open.send(())?;
+    let ack = recv(5000).await.context("ACK after the sync")?;
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), offer.yiaddr());
+    let _ = open.send(());
+    srv.stop().await;
+    Ok(())
+}
