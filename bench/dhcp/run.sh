@@ -7,7 +7,7 @@
 #
 # Usage (root): bench/dhcp/run.sh [servers...]
 #   servers: maas-rs maas-rs-durable kea dnsmasq (default: all four)
-# Env: RATES="1000 5000 10000 20000 40000"  PERIOD=10  CLIENTS=60000  REPS=1
+# Env: RATES="1000 5000 10000 15000 20000"  PERIOD=10  CLIENTS=60000  REPS=1
 #      GROW_RATE=8000 GROW_PERIOD=20 (lease-table growth run, 65 000 clients)
 #      SKIP_RATE=1 / SKIP_AVALANCHE=1 / SKIP_GROW=1 to leave parts out.
 # Results: bench/dhcp/results/<UTC time>/ (raw perfdhcp output, CSVs,
@@ -17,7 +17,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$CARGO_TARGET_DIR/release/examples/dhcp_server"
-RATES="${RATES:-1000 5000 10000 20000 40000}"
+RATES="${RATES:-1000 5000 10000 15000 20000}"
 PERIOD="${PERIOD:-10}"
 CLIENTS="${CLIENTS:-60000}"
 REPS="${REPS:-1}"
@@ -94,7 +94,7 @@ field() {  # file section key -> first number
 }
 
 CSV="$OUT/rate.csv"
-echo "server,rate,rep,disc_sent,offers,req_sent,acks,leases_per_s,do_drop_pct,ra_drop_pct,avg_do_ms,avg_ra_ms,srv_cpu_s,cpu_us_per_lease" >"$CSV"
+echo "server,rate,rep,disc_sent,offers,req_sent,acks,leases_per_s,do_drop_pct,ra_drop_pct,avg_do_ms,avg_ra_ms,srv_cpu_s,cpu_us_per_lease,load1" >"$CSV"
 if [ -z "${SKIP_RATE:-}" ]; then
 for rep in $(seq "$REPS"); do
   for r in $RATES; do
@@ -111,7 +111,7 @@ for rep in $(seq "$REPS"); do
         -v ld="$(field "$f" DISCOVER-OFFER 'avg delay')" -v lr="$(field "$f" REQUEST-ACK 'avg delay')" \
         -v c0="$c0" -v c1="$c1" -v p="$PERIOD" 'BEGIN{
           cpu=c1-c0; per=(a>0)?cpu*1e6/a:0;
-          printf "%s,%s,%s,%s,%s,%s,%s,%.0f,%s,%s,%s,%s,%.2f,%.1f", s,r,rep,ds,o,rs,a,a/p,dd,rd,ld,lr,cpu,per}')
+          printf "%s,%s,%s,%s,%s,%s,%s,%.0f,%s,%s,%s,%s,%.2f,%.1f,", s,r,rep,ds,o,rs,a,a/p,dd,rd,ld,lr,cpu,per}')$(cut -d' ' -f1 /proc/loadavg)
       echo "$line" | tee -a "$CSV"
     done
   done
