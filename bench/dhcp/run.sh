@@ -9,7 +9,7 @@
 #   servers: maas-rs maas-rs-durable kea dnsmasq (default: all four)
 # Env: RATES="1000 5000 10000 15000 20000"  PERIOD=10  CLIENTS=60000  REPS=1
 #      GROW_RATE=8000 GROW_PERIOD=20 (lease-table growth run, 65 000 clients)
-#      SKIP_RATE=1 / SKIP_AVALANCHE=1 / SKIP_GROW=1 to leave parts out.
+#      SKIP_RATE=1 / SKIP_AVALANCHE=1 / SKIP_GROW=1 / SKIP_HANDLER=1 to leave parts out.
 # Results: bench/dhcp/results/<UTC time>/ (raw perfdhcp output, CSVs,
 # summary.md). Nothing leaves the two namespaces; both are deleted at exit.
 set -u
@@ -32,7 +32,7 @@ mkdir -p "$OUT" "$WORK"
 for b in perfdhcp kea-dhcp4 dnsmasq; do
   command -v $b >/dev/null || { echo "missing $b: apt-get install kea-admin kea-dhcp4-server dnsmasq-base" >&2; exit 1; }
 done
-(cd "$ROOT" && cargo build --release -q -p maas-boot --example dhcp_server) || exit 1
+(cd "$ROOT" && cargo build --release -q -p maas-boot --example dhcp_server --example dhcp_handler_bench) || exit 1
 
 ns_down() { ip netns del $NS_C 2>/dev/null; ip netns del $NS_S 2>/dev/null; true; }
 SRV_PID=
@@ -148,6 +148,11 @@ if [ -z "${SKIP_GROW:-}" ]; then
       printf "%s,%d,%d,%.0f\n", s, 2*i, acks, acks/2 }' "$f" | tee -a "$GCSV"
     echo "$s total server CPU: $(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}') s" | tee -a "$OUT/growth_cpu.txt"
   done
+fi
+
+# The handler alone, no sockets: CPU per DORA as the table grows to 65 000.
+if [ -z "${SKIP_HANDLER:-}" ]; then
+  BENCH_DIR="$WORK" "$CARGO_TARGET_DIR/release/examples/dhcp_handler_bench" | tee "$OUT/handler.csv"
 fi
 
 python3 "$HERE/summarize.py" "$OUT" | tee "$OUT/summary.md"

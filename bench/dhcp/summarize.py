@@ -76,3 +76,20 @@ if grow:
     cpu = os.path.join(out, "growth_cpu.txt")
     if os.path.exists(cpu):
         print("\n" + open(cpu).read().replace("\n", "; ").rstrip("; "))
+
+hand = rows("handler.csv")
+if hand:
+    print("\n### Handler alone (no sockets): µs per DORA as the table grows (wall time of one thread)\n")
+    stores = []
+    by = {}
+    for r in hand:
+        s = r["store"]
+        if s not in by:
+            stores.append(s)
+            by[s] = {}
+        by[s][r["leases_held"]] = num(r["us_per_dora"])
+    held = list(by[stores[0]].keys())
+    print("| leases held | " + " | ".join(stores) + " |")
+    print("|---|" + "---|" * len(stores))
+    for k in held:
+        print(f"| {k} | " + " | ".join(f"{by[s].get(k, 0):.1f}" for s in stores) + " |")
