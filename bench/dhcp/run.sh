@@ -7,9 +7,9 @@
 #
 # Usage (root): bench/dhcp/run.sh [servers...]
 #   servers: maas-rs maas-rs-durable kea dnsmasq (default: all four)
-# Env: RATES="1000 5000 10000 20000 40000"  PERIOD=10  CLIENTS=60000  REPS=1
+# Env: RATES="1000 5000 10000 15000 20000"  PERIOD=10  CLIENTS=60000  REPS=1
 #      GROW_RATE=8000 GROW_PERIOD=20 (lease-table growth run, 65 000 clients)
-#      SKIP_RATE=1 / SKIP_AVALANCHE=1 / SKIP_GROW=1 to leave parts out.
+#      SKIP_RATE=1 / SKIP_AVALANCHE=1 / SKIP_GROW=1 / SKIP_HANDLER=1 to leave parts out.
 # Results: bench/dhcp/results/<UTC time>/ (raw perfdhcp output, CSVs,
 # summary.md). Nothing leaves the two namespaces; both are deleted at exit.
 set -u
@@ -17,7 +17,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$CARGO_TARGET_DIR/release/examples/dhcp_server"
-RATES="${RATES:-1000 5000 10000 20000 40000}"
+RATES="${RATES:-1000 5000 10000 15000 20000}"
 PERIOD="${PERIOD:-10}"
 CLIENTS="${CLIENTS:-60000}"
 REPS="${REPS:-1}"
@@ -32,7 +32,7 @@ mkdir -p "$OUT" "$WORK"
 for b in perfdhcp kea-dhcp4 dnsmasq; do
   command -v $b >/dev/null || { echo "missing $b: apt-get install kea-admin kea-dhcp4-server dnsmasq-base" >&2; exit 1; }
 done
-(cd "$ROOT" && cargo build --release -q -p maas-boot --example dhcp_server) || exit 1
+(cd "$ROOT" && cargo build --release -q -p maas-boot --example dhcp_server --example dhcp_handler_bench) || exit 1
 
 ns_down() { ip netns del $NS_C 2>/dev/null; ip netns del $NS_S 2>/dev/null; true; }
 SRV_PID=
@@ -94,7 +94,7 @@ field() {  # file section key -> first number
 }
 
 CSV="$OUT/rate.csv"
-echo "server,rate,rep,disc_sent,offers,req_sent,acks,leases_per_s,do_drop_pct,ra_drop_pct,avg_do_ms,avg_ra_ms,srv_cpu_s,cpu_us_per_lease" >"$CSV"
+echo "server,rate,rep,disc_sent,offers,req_sent,acks,leases_per_s,do_drop_pct,ra_drop_pct,avg_do_ms,avg_ra_ms,srv_cpu_s,cpu_us_per_lease,load1" >"$CSV"
 if [ -z "${SKIP_RATE:-}" ]; then
 for rep in $(seq "$REPS"); do
   for r in $RATES; do
@@ -111,7 +111,7 @@ for rep in $(seq "$REPS"); do
         -v ld="$(field "$f" DISCOVER-OFFER 'avg delay')" -v lr="$(field "$f" REQUEST-ACK 'avg delay')" \
         -v c0="$c0" -v c1="$c1" -v p="$PERIOD" 'BEGIN{
           cpu=c1-c0; per=(a>0)?cpu*1e6/a:0;
-          printf "%s,%s,%s,%s,%s,%s,%s,%.0f,%s,%s,%s,%s,%.2f,%.1f", s,r,rep,ds,o,rs,a,a/p,dd,rd,ld,lr,cpu,per}')
+          printf "%s,%s,%s,%s,%s,%s,%s,%.0f,%s,%s,%s,%s,%.2f,%.1f,", s,r,rep,ds,o,rs,a,a/p,dd,rd,ld,lr,cpu,per}')$(cut -d' ' -f1 /proc/loadavg)
       echo "$line" | tee -a "$CSV"
     done
   done
@@ -148,6 +148,11 @@ if [ -z "${SKIP_GROW:-}" ]; then
       printf "%s,%d,%d,%.0f\n", s, 2*i, acks, acks/2 }' "$f" | tee -a "$GCSV"
     echo "$s total server CPU: $(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}') s" | tee -a "$OUT/growth_cpu.txt"
   done
+fi
+
+# The handler alone, no sockets: CPU per DORA as the table grows to 65 000.
+if [ -z "${SKIP_HANDLER:-}" ]; then
+  BENCH_DIR="$WORK" "$CARGO_TARGET_DIR/release/examples/dhcp_handler_bench" | tee "$OUT/handler.csv"
 fi
 
 python3 "$HERE/summarize.py" "$OUT" | tee "$OUT/summary.md"

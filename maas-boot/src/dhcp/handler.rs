@@ -251,7 +251,8 @@ impl DhcpBackend for StaticBackend {
 
 /// The DHCPv4 server's logic.
 pub struct Handler {
-    config: DhcpConfig,
+    // Swapped whole by `reconfigure`; each request works on one snapshot.
+    config: std::sync::RwLock<Arc<DhcpConfig>>,
     table: Mutex<LeaseTable>,
     store: Arc<dyn LeaseStore>,
     backend: Arc<dyn DhcpBackend>,
@@ -259,10 +260,11 @@ pub struct Handler {
 
 impl std::fmt::Debug for Handler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.config();
         f.debug_struct("Handler")
-            .field("server_ip", &self.config.server_ip)
-            .field("mode", &self.config.mode)
-            .field("subnets", &self.config.subnets.len())
+            .field("server_ip", &c.server_ip)
+            .field("mode", &c.mode)
+            .field("subnets", &c.subnets.len())
             .finish_non_exhaustive()
     }
 }
@@ -331,6 +333,7 @@ fn secs(s: u32) -> Duration {
 }
 
 struct Request<'a> {
+    cfg: &'a DhcpConfig,
     msg: &'a Message,
     mac: MacAddress,
     client: BootClient,
@@ -349,7 +352,7 @@ impl Handler {
             table.insert(lease);
         }
         Ok(Self {
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             table: Mutex::new(table),
             store,
             backend,
@@ -357,8 +360,21 @@ impl Handler {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &DhcpConfig {
-        &self.config
+    pub fn config(&self) -> Arc<DhcpConfig> {
+        // A poisoned lock still holds a whole, validated config.
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration (subnets, ranges, options, lease times)
+    /// without dropping leases; requests already being handled finish on
+    /// the old one. The region calls this when its subnets change.
+    pub fn reconfigure(&self, config: DhcpConfig) -> Result<()> {
+        config.validate()?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        Ok(())
     }
 
     /// The lease store (the server loop syncs it).
@@ -419,7 +435,10 @@ impl Handler {
             _ => None,
         };
         let ipxe = matches!(opts.get(OptionCode::UserClass), Some(DhcpOption::UserClass(u)) if user_class_is_ipxe(u));
+        let cfg = self.config();
+        let cfg = &*cfg;
         let req = Request {
+            cfg,
             msg,
             mac,
             client: BootClient {
@@ -430,19 +449,19 @@ impl Handler {
             },
         };
 
-        if self.config.mode == Mode::Proxy {
+        if cfg.mode == Mode::Proxy {
             return self.proxy(&req, mtype);
         }
         // Relayed requests are placed by the relay's address; local ones by
         // the client's address when it has one, else by our own interface.
         let anchor = if !msg.giaddr().is_unspecified() {
             msg.giaddr()
-        } else if !msg.ciaddr().is_unspecified() && self.config.subnet_for(msg.ciaddr()).is_some() {
+        } else if !msg.ciaddr().is_unspecified() && cfg.subnet_for(msg.ciaddr()).is_some() {
             msg.ciaddr()
         } else {
-            self.config.server_ip
+            cfg.server_ip
         };
-        let Some((_, subnet)) = self.config.subnet_for(anchor) else {
+        let Some((_, subnet)) = cfg.subnet_for(anchor) else {
             return Action::Drop(DropReason::NoSubnet(anchor));
         };
         match mtype {
@@ -463,15 +482,15 @@ impl Handler {
 
     fn lease_secs(&self, req: &Request<'_>, subnet: &Subnet) -> u32 {
         if req.client.is_pxe_firmware() {
-            self.config.pxe_lease
+            req.cfg.pxe_lease
         } else {
-            subnet.lease_time.unwrap_or(self.config.default_lease)
+            subnet.lease_time.unwrap_or(req.cfg.default_lease)
         }
     }
 
     fn boot_for(&self, req: &Request<'_>) -> Option<BootAnswer> {
         if req.client.is_netboot() {
-            self.backend.boot(&req.client, &self.config)
+            self.backend.boot(&req.client, req.cfg)
         } else {
             None
         }
@@ -514,7 +533,7 @@ impl Handler {
                     addr,
                     mac: req.mac,
                     state: LeaseState::Offered,
-                    expires: now + secs(self.config.offer_hold),
+                    expires: now + secs(req.cfg.offer_hold),
                     hostname: None,
                 });
             }
@@ -553,7 +572,7 @@ impl Handler {
             _ => None,
         };
         if let Some(sid) = server_id
-            && sid != self.config.server_ip
+            && sid != req.cfg.server_ip
         {
             self.lock().drop_offer(req.mac);
             return Action::Drop(DropReason::OtherServer(sid));
@@ -633,7 +652,7 @@ impl Handler {
     fn release(&self, req: &Request<'_>, now: Timestamp) -> Action {
         if let Some(DhcpOption::ServerIdentifier(sid)) =
             req.msg.opts().get(OptionCode::ServerIdentifier)
-            && *sid != self.config.server_ip
+            && *sid != req.cfg.server_ip
         {
             return Action::Drop(DropReason::OtherServer(*sid));
         }
@@ -664,7 +683,7 @@ impl Handler {
     fn decline(&self, req: &Request<'_>, now: Timestamp) -> Action {
         let opts = req.msg.opts();
         if let Some(DhcpOption::ServerIdentifier(sid)) = opts.get(OptionCode::ServerIdentifier)
-            && *sid != self.config.server_ip
+            && *sid != req.cfg.server_ip
         {
             return Action::Drop(DropReason::OtherServer(*sid));
         }
@@ -681,7 +700,7 @@ impl Handler {
                         addr,
                         mac: MacAddress::default(),
                         state: LeaseState::Declined,
-                        expires: now + secs(self.config.decline_hold),
+                        expires: now + secs(req.cfg.decline_hold),
                         hostname: None,
                     };
                     table.insert(l.clone());
@@ -718,7 +737,7 @@ impl Handler {
     }
 
     fn nak(&self, req: &Request<'_>, why: &str) -> Action {
-        let mut m = base_reply(req.msg, MessageType::Nak, self.config.server_ip);
+        let mut m = base_reply(req.msg, MessageType::Nak, req.cfg.server_ip);
         m.set_ciaddr(Ipv4Addr::UNSPECIFIED);
         m.opts_mut().insert(DhcpOption::Message(why.to_owned()));
         if !req.msg.giaddr().is_unspecified() {
@@ -745,7 +764,7 @@ impl Handler {
         {
             return Action::Drop(DropReason::NotPxe);
         }
-        let Some(boot) = self.backend.boot(&req.client, &self.config) else {
+        let Some(boot) = self.backend.boot(&req.client, req.cfg) else {
             return Action::Drop(DropReason::NotPxe);
         };
         let t = if mtype == MessageType::Discover {
@@ -753,7 +772,7 @@ impl Handler {
         } else {
             MessageType::Ack
         };
-        let mut m = base_reply(req.msg, t, self.config.server_ip);
+        let mut m = base_reply(req.msg, t, req.cfg.server_ip);
         m.set_ciaddr(req.msg.ciaddr());
         add_boot(&mut m, req.msg, &boot);
         let opts = m.opts_mut();
@@ -784,7 +803,7 @@ impl Handler {
         boot: Option<&BootAnswer>,
         hostname: Option<String>,
     ) -> Message {
-        let mut m = base_reply(req.msg, mtype, self.config.server_ip);
+        let mut m = base_reply(req.msg, mtype, req.cfg.server_ip);
         m.set_yiaddr(yiaddr);
         if matches!(mtype, MessageType::Ack) {
             m.set_ciaddr(req.msg.ciaddr());

@@ -715,3 +715,228 @@ async fn qemu_ipxe_bios_gets_address_and_boot_file() -> Result<()> {
     srv.stop().await;
     Ok(())
 }
+
+/// A lease store whose sync waits for the test to open a gate.
+#[derive(Debug)]
+struct GateStore {
+    inner: MemoryStore,
+    dirty: std::sync::atomic::AtomicBool,
+    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl dhcp::LeaseStore for GateStore {
+    fn load(&self) -> maas_boot::Result<Vec<dhcp::Lease>> {
+        self.inner.load()
+    }
+    fn record(&self, lease: &dhcp::Lease) {
+        self.inner.record(lease);
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+    fn sync(&self) -> maas_boot::Result<()> {
+        self.dirty.store(false, Ordering::SeqCst);
+        let _ = self
+            .gate
+            .lock()
+            .expect("gate")
+            .recv_timeout(Duration::from_secs(10));
+        Ok(())
+    }
+    fn dirty(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+    }
+}
+
+/// Group commit: an ACK is not sent before the store's sync returns, while
+/// OFFERs keep flowing during a slow sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_wait_for_the_lease_store_offers_do_not() -> Result<()> {
+    let relay = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let port = relay.local_addr()?.port();
+    let (open, gate) = std::sync::mpsc::channel();
+    let store = Arc::new(GateStore {
+        inner: MemoryStore::default(),
+        dirty: false.into(),
+        gate: std::sync::Mutex::new(gate),
+    });
+    let cfg = config(
+        Ipv4Addr::LOCALHOST,
+        "127.0.0.0/8",
+        Ipv4Addr::new(127, 0, 0, 100),
+        Ipv4Addr::new(127, 0, 0, 200),
+    );
+    let handler = Arc::new(Handler::new(
+        cfg,
+        store,
+        Arc::new(StaticBackend::default()),
+    )?);
+    let sock = dhcp::bind_std_socket(None, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let to = sock.local_addr()?;
+    let srv = Running::start(
+        sock,
+        handler,
+        ServeOptions {
+            server_port: port,
+            client_port: port,
+            ..Default::default()
+        },
+    );
+    let relayed = |mut m: Message| {
+        m.set_giaddr(Ipv4Addr::LOCALHOST);
+        encode(&m)
+    };
+    let mut buf = [0u8; 1500];
+    let mut recv = async |limit: u64| -> Option<Message> {
+        let (n, _) = tokio::time::timeout(Duration::from_millis(limit), relay.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Message::decode(&mut Decoder::new(&buf[..n])).ok()
+    };
+    let a = [0x52, 0x54, 0, 0, 0, 0x51];
+    let b = [0x52, 0x54, 0, 0, 0, 0x52];
+    relay
+        .send_to(&relayed(dhcp::testing::discover(a)), to)
+        .await?;
+    let offer = recv(5000).await.context("offer")?;
+    relay
+        .send_to(
+            &relayed(dhcp::testing::request_selecting(
+                a,
+                offer.yiaddr(),
+                Ipv4Addr::LOCALHOST,
+            )),
+            to,
+        )
+        .await?;
+    assert!(
+        recv(500).await.is_none(),
+        "ACK sent before the lease store synced"
+    );
+    // the sync is stuck, yet another client is offered an address at once
+    relay
+        .send_to(&relayed(dhcp::testing::discover(b)), to)
+        .await?;
+    let offer_b = recv(5000).await.context("offer during a slow sync")?;
+    assert_eq!(offer_b.opts().msg_type(), Some(MessageType::Offer));
+    open.send(())?;
+    let ack = recv(5000).await.context("ACK after the sync")?;
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), offer.yiaddr());
+    let _ = open.send(());
+    srv.stop().await;
+    Ok(())
+}
+
+/// ISC dhclient: lease, a real timer-driven renewal (12 s lease, T1 = 6 s),
+/// and release with `dhclient -r`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhclient_leases_renews_on_t1_and_releases() -> Result<()> {
+    let dhclient = need("dhclient", "isc-dhcp-client");
+    let lab = Lab::veth()?;
+    let backend = Arc::new(StaticBackend::new(vec![]));
+    let mut cfg = config(
+        Ipv4Addr::new(10, 200, 0, 1),
+        "10.200.0.0/16",
+        Ipv4Addr::new(10, 200, 7, 1),
+        Ipv4Addr::new(10, 200, 7, 200),
+    );
+    cfg.default_lease = 12;
+    let handler = Arc::new(Handler::new(
+        cfg,
+        Arc::new(MemoryStore::default()),
+        backend.clone(),
+    )?);
+    let srv = Running::start(
+        lab.server_socket()?,
+        handler.clone(),
+        ServeOptions::default(),
+    );
+
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("events");
+    let script = dir.path().join("script.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             case \"$reason\" in\n\
+               BOUND|RENEW|REBIND|REBOOT) ip addr replace \"$new_ip_address/16\" dev \"$interface\" ;;\n\
+               RELEASE|EXPIRE|STOP) ip addr flush dev \"$interface\" ;;\n\
+             esac\n\
+             echo \"$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers domain=$new_domain_name lease=$new_dhcp_lease_time\" >> {}\n",
+            log.display()
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let leases = dir.path().join("dhclient.leases");
+    let pidfile = dir.path().join("dhclient.pid");
+    let events = || std::fs::read_to_string(&log).unwrap_or_default();
+    let base = |c: &mut Command| {
+        c.arg("-4")
+            .arg("-lf")
+            .arg(&leases)
+            .arg("-pf")
+            .arg(&pidfile)
+            .arg("-sf")
+            .arg(&script);
+    };
+    let mut c = lab.cli(&dhclient);
+    base(&mut c);
+    c.args(["-d", "-v", &lab.cli_if])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = Proc(c.spawn().context("starting dhclient")?);
+    wait_for("dhclient BOUND", Duration::from_secs(30), || {
+        events().contains("BOUND ")
+    })
+    .await?;
+    let ev = events();
+    let line = ev
+        .lines()
+        .find(|l| l.starts_with("BOUND "))
+        .expect("bound line");
+    assert!(line.contains("ip=10.200.7.1 "), "{line}");
+    assert!(line.contains("mask=255.255.0.0"), "{line}");
+    assert!(line.contains("routers=10.200.0.1"), "{line}");
+    assert!(line.contains("domain=maas"), "{line}");
+    assert!(line.contains("lease=12"), "{line}");
+    let addr = Ipv4Addr::new(10, 200, 7, 1);
+    let first = handler.lease(addr).context("server lease")?;
+    wait_for("dhclient RENEW at T1", Duration::from_secs(20), || {
+        events().contains("RENEW ")
+    })
+    .await?;
+    let renewed = handler.lease(addr).context("lease after renew")?;
+    assert_eq!(renewed.mac, first.mac);
+    assert!(
+        renewed.expires > first.expires,
+        "renewal extended the lease"
+    );
+
+    let mut r = lab.cli(&dhclient);
+    base(&mut r);
+    r.args(["-r", &lab.cli_if]);
+    let out = tokio::task::spawn_blocking(move || r.output()).await??;
+    ensure!(
+        out.status.success(),
+        "dhclient -r: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("server sees release", Duration::from_secs(10), || {
+        handler
+            .lease(addr)
+            .is_some_and(|l| l.state == LeaseState::Released)
+    })
+    .await?;
+    drop(child);
+    srv.stop().await;
+    let evs = backend.take_events();
+    assert!(
+        evs.contains(&DhcpEvent::Released {
+            mac: first.mac,
+            addr
+        }),
+        "{evs:?}"
+    );
+    Ok(())
+}

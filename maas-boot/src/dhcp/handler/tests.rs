@@ -632,3 +632,35 @@ proptest! {
         let _ = h.handle_bytes(&b, T0);
     }
 }
+
+#[test]
+fn reconfigure_swaps_subnets_and_keeps_leases() {
+    let (h, ..) = setup(vec![]);
+    let a = dora(&h, M1, T0).yiaddr();
+    let mut s = subnet();
+    s.mtu = 9000;
+    s.lease_time = Some(120);
+    h.reconfigure(DhcpConfig::new(SERVER, vec![s])).unwrap();
+    let ack = dora(&h, M1, T0);
+    assert_eq!(ack.yiaddr(), a, "lease kept across reconfiguration");
+    assert_eq!(lease_time(&ack), Some(120));
+    assert_eq!(
+        opt(&ack, OptionCode::InterfaceMtu),
+        Some(&DhcpOption::InterfaceMtu(9000))
+    );
+    assert!(
+        h.reconfigure(DhcpConfig::new(SERVER, vec![])).is_err(),
+        "invalid config refused"
+    );
+    assert_eq!(
+        h.config().subnets[0].mtu,
+        9000,
+        "old config kept on refusal"
+    );
+    let mut d = discover(M2);
+    d.set_giaddr(Ipv4Addr::new(198, 51, 100, 1));
+    assert_eq!(
+        h.handle(&d, T0),
+        Action::Drop(DropReason::NoSubnet([198, 51, 100, 1].into()))
+    );
+}
