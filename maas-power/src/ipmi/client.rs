@@ -105,9 +105,13 @@ pub fn parse_kg(value: &str) -> Result<Vec<u8>> {
         .strip_prefix("0x")
         .or_else(|| value.strip_prefix("0X"))
     {
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Settings("k_g: not hexadecimal".into()));
+        }
         if !hex.len().is_multiple_of(2) {
             return Err(Error::Settings("k_g: odd number of hex digits".into()));
         }
+        // ASCII only from here on, so byte offsets are char boundaries.
         (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
@@ -440,6 +444,14 @@ mod tests {
         assert!(parse_kg(&"x".repeat(21)).is_err());
         assert_eq!(Privilege::from_param(None).unwrap(), Privilege::Operator);
         assert!(Privilege::from_param(Some("ROOT")).unwrap_err().is_fatal());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn kg_parser_never_panics(s in ".*") {
+            let _ = parse_kg(&s);
+            let _ = parse_kg(&format!("0x{s}"));
+        }
     }
 
     #[test]

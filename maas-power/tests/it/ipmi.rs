@@ -95,7 +95,7 @@ set_working_mc 0x20
     guid a123456789abcdefa123456789abcdef
   endlan
   serial 15 127.0.0.1 {serial} codec VM
-  startcmd "sleep 600"
+  startcmd "sleep 30"
   startnow false
   poweroff_wait 1
   kill_wait 1
