@@ -63,6 +63,8 @@ pub struct SessionConfig {
     pub timeout: Duration,
     /// Sends per request before giving up.
     pub attempts: u32,
+    /// Speak IPMI 1.5 (`power_driver` = `LAN`) instead of RMCP+.
+    pub lan15: bool,
 }
 
 /// An active RMCP+ session. Close it with [`Session::close`]; dropping it
@@ -382,7 +384,7 @@ impl Session {
     }
 }
 
-fn completion_error(netfn: u8, cmd: u8, cc: u8) -> Error {
+pub(crate) fn completion_error(netfn: u8, cmd: u8, cc: u8) -> Error {
     let msg = format!("netfn 0x{netfn:02x} cmd 0x{cmd:02x}: completion code 0x{cc:02x}");
     match cc {
         0xD4 | 0xD5 => Error::Auth(format!("{msg} (insufficient privilege)")),
