@@ -1,7 +1,9 @@
 //! The `ipmi` power type: IPMI 2.0 RMCP+ (lanplus) spoken natively.
 //!
 //! One session per call: open (RAKP with cipher suite 3 or 17, k_g,
-//! privilege level), a few chassis commands, close. MAAS semantics: power on
+//! privilege level; or an IPMI 1.5 MD5 session when `power_driver` = `LAN`),
+//! a few chassis commands, close. `workaround_flags` are accepted for API
+//! compatibility and ignored. MAAS semantics: power on
 //! is FreeIPMI's `--cycle --on-if-off` (a running machine is cycled so it
 //! netboots), power off is Chassis Control down (hard) or soft-shutdown,
 //! query is Get Chassis Status, and the next boot is set to PXE once with Set
