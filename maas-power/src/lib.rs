@@ -10,7 +10,9 @@
 //!   (1, 2, 2, 4, 6, 8, 12 s), confirmation by query, a timeout per call, no
 //!   retry on fatal errors, concurrency limits per BMC and overall;
 //! - the drivers: `manual`, `webhook`, `virsh`, `redfish` and `ipmi` (IPMI 2.0
-//!   RMCP+ spoken natively, no ipmitool or FreeIPMI).
+//!   RMCP+ with cipher suites 3 and 17, and IPMI 1.5 `LAN`, spoken natively:
+//!   no ipmitool or FreeIPMI);
+//! - [`ipmi::sim`], an in-process IPMI BMC for tests and benchmarks.
 //!
 //! Secrets (passwords, k_g, tokens) never appear in `Debug`, logs or errors.
 //!

@@ -99,7 +99,8 @@ impl PowerManager {
     ) -> Result<PowerState> {
         let driver = self.registry.get(power_type)?;
         let bmc = bmc_key(power_type, target);
-        tracing::debug!(power_type, bmc = %bmc, ?action, "power action");
+        let system_id = target.system_id.as_ref().map(ToString::to_string);
+        tracing::debug!(power_type, ?system_id, ?action, "power action");
         let result = match action {
             PowerAction::On => {
                 self.change(&*driver, &bmc, target, action, PowerState::On)
@@ -120,7 +121,7 @@ impl PowerManager {
                 .map(|()| PowerState::Unknown),
         };
         if let Err(e) = &result {
-            tracing::warn!(power_type, bmc = %bmc, ?action, error = %e, "power action failed");
+            tracing::warn!(power_type, ?system_id, ?action, error = %e, "power action failed");
         }
         result
     }
@@ -246,12 +247,16 @@ impl PowerManager {
     }
 }
 
-/// Calls to one BMC share a limit: same power type, same address.
+/// Calls to one BMC share a limit: same power type, same address (the
+/// query URI for webhooks, which have no address). The key may hold a URI
+/// with credentials in it, so it is never logged.
 fn bmc_key(power_type: &str, target: &PowerTarget) -> String {
-    format!(
-        "{power_type}:{}",
-        target.params.get("power_address").unwrap_or_default()
-    )
+    let p = &target.params;
+    let addr = p
+        .get("power_address")
+        .or_else(|| p.get("power_query_uri"))
+        .unwrap_or_default();
+    format!("{power_type}:{addr}")
 }
 
 #[cfg(test)]

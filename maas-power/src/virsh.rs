@@ -182,6 +182,14 @@ mod tests {
         assert!(parse_domstate("exploded").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn domstate_parser_never_panics(s in ".*") {
+            let _ = parse_domstate(&s);
+            let _ = classify_failure("start", &s);
+        }
+    }
+
     #[test]
     fn failures_are_classified() {
         assert!(classify_failure("start", "error: failed to get domain 'x'").is_fatal());

@@ -63,6 +63,8 @@ pub struct SessionConfig {
     pub timeout: Duration,
     /// Sends per request before giving up.
     pub attempts: u32,
+    /// Speak IPMI 1.5 (`power_driver` = `LAN`) instead of RMCP+.
+    pub lan15: bool,
 }
 
 /// An active RMCP+ session. Close it with [`Session::close`]; dropping it
@@ -105,9 +107,13 @@ pub fn parse_kg(value: &str) -> Result<Vec<u8>> {
         .strip_prefix("0x")
         .or_else(|| value.strip_prefix("0X"))
     {
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Settings("k_g: not hexadecimal".into()));
+        }
         if !hex.len().is_multiple_of(2) {
             return Err(Error::Settings("k_g: odd number of hex digits".into()));
         }
+        // ASCII only from here on, so byte offsets are char boundaries.
         (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
@@ -378,7 +384,7 @@ impl Session {
     }
 }
 
-fn completion_error(netfn: u8, cmd: u8, cc: u8) -> Error {
+pub(crate) fn completion_error(netfn: u8, cmd: u8, cc: u8) -> Error {
     let msg = format!("netfn 0x{netfn:02x} cmd 0x{cmd:02x}: completion code 0x{cc:02x}");
     match cc {
         0xD4 | 0xD5 => Error::Auth(format!("{msg} (insufficient privilege)")),
@@ -440,6 +446,14 @@ mod tests {
         assert!(parse_kg(&"x".repeat(21)).is_err());
         assert_eq!(Privilege::from_param(None).unwrap(), Privilege::Operator);
         assert!(Privilege::from_param(Some("ROOT")).unwrap_err().is_fatal());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn kg_parser_never_panics(s in ".*") {
+            let _ = parse_kg(&s);
+            let _ = parse_kg(&format!("0x{s}"));
+        }
     }
 
     #[test]

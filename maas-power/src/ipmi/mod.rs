@@ -1,7 +1,9 @@
 //! The `ipmi` power type: IPMI 2.0 RMCP+ (lanplus) spoken natively.
 //!
 //! One session per call: open (RAKP with cipher suite 3 or 17, k_g,
-//! privilege level), a few chassis commands, close. MAAS semantics: power on
+//! privilege level; or an IPMI 1.5 MD5 session when `power_driver` = `LAN`),
+//! a few chassis commands, close. `workaround_flags` are accepted for API
+//! compatibility and ignored. MAAS semantics: power on
 //! is FreeIPMI's `--cycle --on-if-off` (a running machine is cycled so it
 //! netboots), power off is Chassis Control down (hard) or soft-shutdown,
 //! query is Get Chassis Status, and the next boot is set to PXE once with Set
@@ -9,6 +11,7 @@
 
 pub mod client;
 pub mod crypto;
+pub mod lan15;
 pub mod packet;
 pub mod sim;
 
@@ -125,11 +128,15 @@ impl IpmiDriver {
 
     /// The session settings from MAAS parameters.
     pub async fn session_config(&self, p: &PowerParams) -> Result<SessionConfig> {
-        if p.get("power_driver") == Some("LAN") {
-            return Err(Error::Unsupported(
-                "power_driver LAN (IPMI 1.5) is not implemented; use LAN_2_0".into(),
-            ));
-        }
+        let lan15 = match p.get("power_driver") {
+            None | Some("LAN_2_0") => false,
+            Some("LAN") => true,
+            Some(other) => {
+                return Err(Error::Settings(format!(
+                    "power_driver {other:?} is not LAN or LAN_2_0"
+                )));
+            }
+        };
         Ok(SessionConfig {
             addr: resolve(p.require("power_address")?).await?,
             user: p.get("power_user").unwrap_or_default().to_owned(),
@@ -139,16 +146,45 @@ impl IpmiDriver {
             privilege: Privilege::from_param(p.get("privilege_level"))?,
             timeout: self.timeout,
             attempts: self.attempts,
+            lan15,
         })
     }
 
-    /// Opens a session for `target`.
-    async fn open(&self, target: &PowerTarget) -> Result<Session> {
-        Session::open(&self.session_config(&target.params).await?).await
+    /// Opens a session for `target`: RMCP+ or, for `LAN`, IPMI 1.5.
+    async fn open(&self, target: &PowerTarget) -> Result<AnySession> {
+        let cfg = self.session_config(&target.params).await?;
+        if cfg.lan15 {
+            Ok(AnySession::V15(lan15::Session15::open(&cfg).await?))
+        } else {
+            Ok(AnySession::V2(Session::open(&cfg).await?))
+        }
     }
 }
 
-async fn chassis_status(s: &mut Session) -> Result<PowerState> {
+/// A session of either IPMI version.
+#[derive(Debug)]
+enum AnySession {
+    V2(Session),
+    V15(lan15::Session15),
+}
+
+impl AnySession {
+    async fn command(&mut self, netfn: u8, cmd: u8, data: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            AnySession::V2(s) => s.command(netfn, cmd, data).await,
+            AnySession::V15(s) => s.command(netfn, cmd, data).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            AnySession::V2(s) => s.close().await,
+            AnySession::V15(s) => s.close().await,
+        }
+    }
+}
+
+async fn chassis_status(s: &mut AnySession) -> Result<PowerState> {
     let data = s.command(NETFN_CHASSIS, 0x01, &[]).await?;
     let first = data
         .first()
@@ -160,7 +196,7 @@ async fn chassis_status(s: &mut Session) -> Result<PowerState> {
     })
 }
 
-async fn chassis_control(s: &mut Session, op: u8) -> Result<()> {
+async fn chassis_control(s: &mut AnySession, op: u8) -> Result<()> {
     s.command(NETFN_CHASSIS, 0x02, &[op]).await.map(drop)
 }
 
@@ -257,11 +293,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lan_1_5_and_unknown_suites_are_fatal_settings() {
+    async fn bad_drivers_and_unknown_suites_are_fatal_settings() {
         let d = IpmiDriver::new();
         let p = PowerParams::new()
             .with("power_address", "127.0.0.1")
             .with("power_driver", "LAN");
+        assert!(d.session_config(&p).await.unwrap().lan15);
+        let p = PowerParams::new()
+            .with("power_address", "127.0.0.1")
+            .with("power_driver", "USB");
         assert!(d.session_config(&p).await.unwrap_err().is_fatal());
         let p = PowerParams::new()
             .with("power_address", "127.0.0.1")

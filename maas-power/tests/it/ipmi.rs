@@ -95,7 +95,7 @@ set_working_mc 0x20
     guid a123456789abcdefa123456789abcdef
   endlan
   serial 15 127.0.0.1 {serial} codec VM
-  startcmd "sleep 600"
+  startcmd "sleep 30"
   startnow false
   poweroff_wait 1
   kill_wait 1
@@ -370,4 +370,52 @@ async fn ipmi_unreachable_bmc_is_transient() {
         .await
         .unwrap_err();
     assert!(!e.is_fatal(), "{e}");
+}
+
+/// `ipmitool -I lan` (IPMI 1.5, MD5) → stdout.
+fn ipmitool_lan(port: u16, args: &[&str]) -> String {
+    let exe = require_program("ipmitool", "Debian package ipmitool");
+    let out = Command::new(exe)
+        .args(["-I", "lan", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-U", "admin", "-P", "password", "-A", "MD5", "-N", "1", "-R", "3",
+        ])
+        .args(args)
+        .output()
+        .expect("run ipmitool");
+    assert!(
+        out.status.success(),
+        "ipmitool -I lan {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipmi_1_5_lan_against_ipmi_sim() {
+    let sim = start_ipmi_sim();
+    let m = manager_with_wait(Duration::from_millis(300));
+    let t = PowerTarget::new(params(sim.port, "password", "3").with("power_driver", "LAN"));
+    assert_eq!(
+        m.perform("ipmi", &t, PowerAction::Query).await.unwrap(),
+        PowerState::Off
+    );
+    assert_eq!(
+        m.perform("ipmi", &t, PowerAction::On).await.unwrap(),
+        PowerState::On
+    );
+    assert!(ipmitool_lan(sim.port, &["power", "status"]).contains("is on"));
+    assert_eq!(
+        m.perform("ipmi", &t, PowerAction::Off(OffMode::Hard))
+            .await
+            .unwrap(),
+        PowerState::Off
+    );
+    assert!(ipmitool_lan(sim.port, &["power", "status"]).contains("is off"));
+    let bad = PowerTarget::new(params(sim.port, "wrong", "3").with("power_driver", "LAN"));
+    let e = m
+        .perform("ipmi", &bad, PowerAction::Query)
+        .await
+        .unwrap_err();
+    assert!(e.is_fatal(), "{e}");
 }

@@ -7,5 +7,6 @@ mod common;
 mod ipmi;
 mod manual;
 mod redfish;
+mod secrets;
 mod virsh;
 mod webhook;
