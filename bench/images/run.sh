@@ -24,6 +24,7 @@ cargo build -q --release -p maas-examples --example import_images
 IMPORT="$CARGO_TARGET_DIR/release/examples/import_images"
 
 W=$(mktemp -d /dev/shm/maas-images-bench.XXXXXX)
+chmod 755 "$W"   # nginx workers run as an unprivileged user
 NGINX_PID=""
 cleanup() {
   [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null || true
@@ -98,28 +99,33 @@ for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/m${SIZES[0]
 rate() { python3 -c "import sys; print(f'{$1/$2/1e6:.0f}')"; }   # bytes secs -> MB/s
 # timed CMD...: prints "secs maxrss_kib"
 timed() {
-  /usr/bin/time -f '%e %M' -o "$W/time" "$@" >/dev/null 2>"$W/stderr" || { cat "$W/stderr" >&2; return 1; }
+  /usr/bin/time -f '%e %M %U %S' -o "$W/time" "$@" >/dev/null 2>"$W/stderr" || { cat "$W/stderr" >&2; return 1; }
   cat "$W/time"
 }
 
-echo "| size | maas-rs sync (HTTP, verify, store) | peak RSS | curl → tmpfs | openssl dgst -sha256 | sha256sum | sync / openssl |"
-echo "|---|---|---|---|---|---|---|"
+# CPU seconds per GiB (user+sys) do not depend on what else the machine runs;
+# wall-clock rates do (the machine is shared: see the load average).
+cpu_per_gib() { python3 -c "print(f'{($1+$2)/($3/2**30):.2f}')"; }   # user sys bytes
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+echo
+echo "| size | maas-rs sync (HTTP + sha256 + store) | sync CPU s/GiB | peak RSS | curl → tmpfs | openssl dgst -sha256 | openssl CPU s/GiB | sha256sum | sync / openssl (wall) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for mib in "${SIZES[@]}"; do
   big=$W/www/m$mib/jammy/amd64/20250615/squashfs
   bytes=$(stat -c %s "$big")
   total=$((bytes + 2 * 1048576))
-  read -r o_s _ < <(timed openssl dgst -sha256 "$big")
-  read -r s_s _ < <(timed sha256sum "$big")
+  read -r o_s _ o_u o_sy < <(timed openssl dgst -sha256 "$big")
+  read -r s_s _ _ _ < <(timed sha256sum "$big")
   rm -f "$W/curl.out"
-  read -r c_s _ < <(timed curl -fs -o "$W/curl.out" "http://127.0.0.1:$PORT/m$mib/jammy/amd64/20250615/squashfs")
+  read -r c_s _ _ _ < <(timed curl -fs -o "$W/curl.out" "http://127.0.0.1:$PORT/m$mib/jammy/amd64/20250615/squashfs")
   rm -f "$W/curl.out"
   rm -rf "$W/store"
-  read -r i_s i_rss < <(timed "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
+  read -r i_s i_rss i_u i_sy < <(timed "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
       --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
-  [[ -f $W/store/images/$(sha256sum "$big" | cut -c1-2)/$(sha256sum "$big" | cut -d' ' -f1) ]] \
-    || { echo "import did not store the squashfs" >&2; exit 1; }
+  sum=$(sha256sum "$big" | cut -d' ' -f1)
+  [[ -f $W/store/images/${sum:0:2}/$sum ]] || { echo "import did not store the squashfs" >&2; exit 1; }
   rm -rf "$W/store"
   i_r=$(rate "$total" "$i_s"); o_r=$(rate "$bytes" "$o_s"); s_r=$(rate "$bytes" "$s_s"); c_r=$(rate "$bytes" "$c_s")
   ratio=$(python3 -c "print(f'{$i_r/$o_r:.2f}')")
-  echo "| $mib MiB | $i_r MB/s ($i_s s) | $((i_rss / 1024)) MiB | $c_r MB/s | $o_r MB/s | $s_r MB/s | ${ratio}× |"
+  echo "| $mib MiB | $i_r MB/s ($i_s s) | $(cpu_per_gib "$i_u" "$i_sy" "$total") | $((i_rss / 1024)) MiB | $c_r MB/s | $o_r MB/s | $(cpu_per_gib "$o_u" "$o_sy" "$bytes") | $s_r MB/s | ${ratio}× |"
 done
