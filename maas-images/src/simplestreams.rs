@@ -614,6 +614,12 @@ mod tests {
         }
 
         #[test]
+        fn file_type_parsing_is_stable(s in ".{0,30}") {
+            let t = FileType::parse(&s);
+            prop_assert_eq!(FileType::parse(&t.as_str()), t);
+        }
+
+        #[test]
         fn parsing_mutated_documents_never_panics(pos in 0usize..PRODUCTS.len(), byte in any::<u8>()) {
             let mut data = PRODUCTS.as_bytes().to_vec();
             data[pos] = byte;

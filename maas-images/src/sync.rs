@@ -307,8 +307,8 @@ impl Importer {
         });
         counters.done.fetch_add(have, Ordering::Relaxed);
 
-        let (hash_tx, hash_rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
-        let (write_tx, write_rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let (hash_tx, hash_rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
+        let (write_tx, write_rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
         let hasher = {
             let staged = staged.clone();
             tokio::task::spawn_blocking(move || hash_prefix_then_stream(&staged, have, hash_rx))
@@ -320,40 +320,59 @@ impl Importer {
 
         let mut received = have;
         let what = file.path.clone();
+        // Chunks are handed on in batches of about BATCH_BYTES: the network
+        // delivers small chunks, and waking two threads per chunk would cost
+        // more CPU than the copy itself. Batching shares the `Bytes`, no copy.
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0u64;
         let outcome: Result<()> = async {
             loop {
                 let chunk = tokio::select! {
                     c = body.stream.next() => c,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
-                let Some(chunk) = chunk else { break };
-                let chunk = chunk?;
-                received += chunk.len() as u64;
-                if received > file.size {
-                    return Err(Error::SizeMismatch {
-                        what: what.clone(),
-                        expected: file.size,
-                        actual: received,
+                let last = chunk.is_none();
+                if let Some(chunk) = chunk {
+                    let chunk = chunk?;
+                    received += chunk.len() as u64;
+                    if received > file.size {
+                        return Err(Error::SizeMismatch {
+                            what: what.clone(),
+                            expected: file.size,
+                            actual: received,
+                        });
+                    }
+                    batch_len += chunk.len() as u64;
+                    batch.push(chunk);
+                }
+                if batch_len >= BATCH_BYTES || (last && batch_len > 0) {
+                    let n = batch_len;
+                    let b: Batch = Arc::from(std::mem::take(&mut batch));
+                    batch_len = 0;
+                    // A closed channel means that thread failed; its error is reported below.
+                    if hash_tx.send(b.clone()).await.is_err() || write_tx.send(b).await.is_err() {
+                        break;
+                    }
+                    let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
+                    let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
+                    let secs = counters.started.elapsed().as_secs_f64();
+                    emit(Progress::Bytes {
+                        done,
+                        total: counters.total,
+                        rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
                     });
                 }
-                let n = chunk.len() as u64;
-                // A closed channel means that thread failed; its error is reported below.
-                if hash_tx.send(chunk.clone()).await.is_err() || write_tx.send(chunk).await.is_err()
-                {
+                if last {
                     break;
                 }
-                let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
-                let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
-                let secs = counters.started.elapsed().as_secs_f64();
-                emit(Progress::Bytes {
-                    done,
-                    total: counters.total,
-                    rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
-                });
             }
             Ok(())
         }
         .await;
+        // Whatever arrived before an error is still worth keeping for a resume.
+        if !batch.is_empty() {
+            let _ = write_tx.send(Arc::from(std::mem::take(&mut batch))).await;
+        }
         drop(hash_tx);
         drop(write_tx);
         let joined = |e: tokio::task::JoinError| Error::Invalid(format!("worker failed: {e}"));
@@ -389,8 +408,15 @@ impl Importer {
     }
 }
 
-/// Chunks in flight per pipeline stage; bounds memory per download.
+/// Batches in flight per pipeline stage; with [`BATCH_BYTES`] this bounds
+/// memory per download (about 8 MiB) whatever the file size.
 const PIPELINE_DEPTH: usize = 8;
+
+/// Bytes handed to the hashing and writing threads at once.
+const BATCH_BYTES: u64 = 1 << 20;
+
+/// Received chunks shared by the hashing and writing threads.
+type Batch = Arc<[Bytes]>;
 
 fn join(root: &Url, path: &str) -> Result<Url> {
     // "./" keeps a first segment with a colon (`com.ubuntu.maas:…`) from
@@ -402,7 +428,7 @@ fn join(root: &Url, path: &str) -> Result<Url> {
 fn hash_prefix_then_stream(
     staged: &Path,
     prefix: u64,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Batch>,
 ) -> Result<Sha256> {
     use std::io::Read;
     let mut hasher = Hasher::new();
@@ -418,13 +444,15 @@ fn hash_prefix_then_stream(
             hasher.update(&buf[..n]);
         }
     }
-    while let Some(chunk) = rx.blocking_recv() {
-        hasher.update(&chunk);
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in batch.iter() {
+            hasher.update(chunk);
+        }
     }
     Ok(hasher.finish())
 }
 
-fn write_stream(staged: &Path, keep: u64, mut rx: mpsc::Receiver<Bytes>) -> Result<()> {
+fn write_stream(staged: &Path, keep: u64, mut rx: mpsc::Receiver<Batch>) -> Result<()> {
     use std::io::Write;
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -434,14 +462,14 @@ fn write_stream(staged: &Path, keep: u64, mut rx: mpsc::Receiver<Bytes>) -> Resu
         .map_err(|e| Error::io(staged, e))?;
     // Drop anything past what is being resumed (a partial from a different attempt).
     f.set_len(keep).map_err(|e| Error::io(staged, e))?;
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut f = f;
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(keep))
         .map_err(|e| Error::io(staged, e))?;
-    while let Some(chunk) = rx.blocking_recv() {
-        f.write_all(&chunk).map_err(|e| Error::io(staged, e))?;
+    // Batches are already large: write them straight through, no extra copy.
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in batch.iter() {
+            f.write_all(chunk).map_err(|e| Error::io(staged, e))?;
+        }
     }
-    let f = f
-        .into_inner()
-        .map_err(|e| Error::io(staged, e.into_error()))?;
     f.sync_data().map_err(|e| Error::io(staged, e))
 }

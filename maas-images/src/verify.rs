@@ -482,6 +482,41 @@ mod tests {
         assert!(e.to_string().contains("bad signature"), "{e}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_keyrings_and_messages_never_panic(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let _ = Keyring::from_bytes(&data);
+            let ring = Verification::Keyring(Arc::new(Keyring { certs: Vec::new() }));
+            let _ = ring.verify_inline("fuzz", Bytes::from(data.clone()));
+            let _ = ring.verify_detached("fuzz", Bytes::from_static(b"{}"), &data);
+            let _ = Verification::Skip.verify_inline("fuzz", Bytes::from(data));
+        }
+
+        #[test]
+        fn damaged_clearsigned_messages_never_verify_wrongly(pos in 0usize..10_000, byte in proptest::prelude::any::<u8>()) {
+            let cert = fixed_key();
+            let signed = clearsign(cert, b"{\"a\": 1}\n");
+            let mut damaged = signed.to_vec();
+            let pos = pos % damaged.len();
+            proptest::prop_assume!(damaged[pos] != byte);
+            damaged[pos] = byte;
+            // Either rejected, or accepted with exactly the signed text (a
+            // change in armour whitespace/headers may be harmless).
+            if let Ok(v) = keyring(cert).verify_inline("doc", Bytes::from(damaged)) {
+                proptest::prop_assert_eq!(v.get().trim_ascii(), b"{\"a\": 1}".as_slice());
+            }
+        }
+    }
+
+    fn fixed_key() -> &'static Cert {
+        static KEY: std::sync::OnceLock<Cert> = std::sync::OnceLock::new();
+        KEY.get_or_init(key)
+    }
+
     #[test]
     fn garbage_keyring_is_an_error() {
         assert!(Keyring::from_bytes(b"not a key").is_err());

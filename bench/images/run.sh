@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Image sync benchmark: a gpg-signed simplestreams mirror (python-simplestreams'
+# json2streams + GnuPG) holding one big squashfs, served by nginx on loopback;
+# the maas-rs importer (examples/import_images, release build) syncs it into a
+# fresh store. Peers over the same file, same run: `openssl dgst -sha256`
+# (SHA-NI), `sha256sum` (coreutils) and `curl` downloading to the same tmpfs.
+# Peak RSS from /usr/bin/time -v. Everything lives on tmpfs (/dev/shm) so the
+# disk does not set the pace.
+#
+# usage: bench/images/run.sh [SIZE_MIB ...]     (default: 1024 4096)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+SIZES=("${@:-1024 4096}")
+read -r -a SIZES <<< "${SIZES[*]}"
+VENV=$(scripts/venv-path.sh)
+J2S="$VENV/bin/json2streams"
+[[ -x $J2S ]] || { echo "json2streams missing: run scripts/install-deps.sh (PyPI python-simplestreams)" >&2; exit 1; }
+for t in gpg nginx openssl sha256sum curl /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "$t missing (Debian: gnupg nginx openssl coreutils curl time)" >&2; exit 1; }
+done
+
+cargo build -q --release -p maas-examples --example import_images
+IMPORT="$CARGO_TARGET_DIR/release/examples/import_images"
+
+W=$(mktemp -d /dev/shm/maas-images-bench.XXXXXX)
+chmod 755 "$W"   # nginx workers run as an unprivileged user
+NGINX_PID=""
+cleanup() {
+  [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null || true
+  GNUPGHOME=$W/gnupg gpgconf --kill all 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+export GNUPGHOME=$W/gnupg
+mkdir -m 700 "$GNUPGHOME"
+gpg -q --batch --pinentry-mode loopback --passphrase '' --quick-gen-key 'Bench <bench@example.invalid>' ed25519 sign never
+gpg -q --export > "$W/keyring.gpg"
+
+# One mirror per size, side by side under one nginx root.
+mkdir -p "$W/www"
+for mib in "${SIZES[@]}"; do
+  m=$W/www/m$mib
+  mkdir -p "$m/jammy/amd64/20250615/ga-22.04/generic"
+  head -c 1M /dev/urandom > "$m/jammy/amd64/20250615/ga-22.04/generic/boot-kernel"
+  head -c 1M /dev/urandom > "$m/jammy/amd64/20250615/ga-22.04/generic/boot-initrd"
+  head -c "${mib}M" /dev/urandom > "$m/jammy/amd64/20250615/squashfs"
+  python3 - "$m" > "$W/items$mib.json" <<'PY'
+import hashlib, json, os, sys
+root = sys.argv[1]
+items = []
+for item, rel in [("boot-kernel", "jammy/amd64/20250615/ga-22.04/generic/boot-kernel"),
+                  ("boot-initrd", "jammy/amd64/20250615/ga-22.04/generic/boot-initrd"),
+                  ("squashfs", "jammy/amd64/20250615/squashfs")]:
+    h = hashlib.sha256()
+    with open(os.path.join(root, rel), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    items.append({"content_id": "com.ubuntu.maas:stable:v3:download",
+                  "product_name": "com.ubuntu.maas.stable:v3:boot:22.04:amd64:ga-22.04",
+                  "version_name": "20250615", "item_name": item, "ftype": item, "path": rel,
+                  "sha256": h.hexdigest(), "size": os.path.getsize(os.path.join(root, rel)),
+                  "os": "ubuntu", "release": "jammy", "arch": "amd64", "subarch": "ga-22.04",
+                  "label": "stable"})
+print(json.dumps(items))
+PY
+  "$J2S" "$W/items$mib.json" "$m" >/dev/null
+  sed -i 's/\.json"/.sjson"/' "$m/streams/v1/index.json"
+  for f in "$m"/streams/v1/*.json; do
+    gpg -q --batch --yes --clearsign --output "${f%.json}.sjson" "$f"
+  done
+done
+
+PORT=$((20000 + RANDOM % 20000))
+mkdir -p "$W/nginx"
+cat > "$W/nginx/nginx.conf" <<NGX
+daemon off;
+worker_processes 1;
+error_log $W/nginx/error.log;
+pid $W/nginx/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path $W/nginx;
+  proxy_temp_path $W/nginx;
+  fastcgi_temp_path $W/nginx;
+  uwsgi_temp_path $W/nginx;
+  scgi_temp_path $W/nginx;
+  server { listen 127.0.0.1:$PORT; root $W/www; }
+}
+NGX
+nginx -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" &
+NGINX_PID=$!
+for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/m${SIZES[0]}/streams/v1/index.sjson" && break; sleep 0.1; done
+
+rate() { python3 -c "import sys; print(f'{$1/$2/1e6:.0f}')"; }   # bytes secs -> MB/s
+# timed CMD...: prints "secs maxrss_kib"
+timed() {
+  /usr/bin/time -f '%e %M %U %S' -o "$W/time" "$@" >/dev/null 2>"$W/stderr" || { cat "$W/stderr" >&2; return 1; }
+  cat "$W/time"
+}
+
+# CPU seconds per GiB (user+sys) do not depend on what else the machine runs;
+# wall-clock rates do (the machine is shared: see the load average).
+cpu_per_gib() { python3 -c "print(f'{($1+$2)/($3/2**30):.2f}')"; }   # user sys bytes
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+echo
+echo "| size | maas-rs sync (HTTP + sha256 + store) | sync CPU s/GiB | peak RSS | curl → tmpfs | openssl dgst -sha256 | openssl CPU s/GiB | sha256sum | sync / openssl (wall) |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for mib in "${SIZES[@]}"; do
+  big=$W/www/m$mib/jammy/amd64/20250615/squashfs
+  bytes=$(stat -c %s "$big")
+  total=$((bytes + 2 * 1048576))
+  read -r o_s _ o_u o_sy < <(timed openssl dgst -sha256 "$big")
+  read -r s_s _ _ _ < <(timed sha256sum "$big")
+  rm -f "$W/curl.out"
+  read -r c_s _ _ _ < <(timed curl -fs -o "$W/curl.out" "http://127.0.0.1:$PORT/m$mib/jammy/amd64/20250615/squashfs")
+  rm -f "$W/curl.out"
+  rm -rf "$W/store"
+  read -r i_s i_rss i_u i_sy < <(timed "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
+      --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
+  sum=$(sha256sum "$big" | cut -d' ' -f1)
+  [[ -f $W/store/images/${sum:0:2}/$sum ]] || { echo "import did not store the squashfs" >&2; exit 1; }
+  rm -rf "$W/store"
+  i_r=$(rate "$total" "$i_s"); o_r=$(rate "$bytes" "$o_s"); s_r=$(rate "$bytes" "$s_s"); c_r=$(rate "$bytes" "$c_s")
+  ratio=$(python3 -c "print(f'{$i_r/$o_r:.2f}')")
+  echo "| $mib MiB | $i_r MB/s ($i_s s) | $(cpu_per_gib "$i_u" "$i_sy" "$total") | $((i_rss / 1024)) MiB | $c_r MB/s | $o_r MB/s | $(cpu_per_gib "$o_u" "$o_sy" "$bytes") | $s_r MB/s | ${ratio}× |"
+done
