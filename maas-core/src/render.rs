@@ -7,6 +7,44 @@
 //! archive settings: the server passes them in a [`RenderContext`]. Output
 //! is YAML text with keys sorted (MAAS dumps with PyYAML's sorted keys), so
 //! it is stable for snapshots.
+//!
+//! ```
+//! use maas_core::hardware::{BlockDevice, Interface, Link, LinkMode};
+//! use maas_core::render::{curtin_config, vendor_data};
+//! use maas_core::storage::apply_layout;
+//! use maas_core::{BootMethod, LayoutRequest, MacAddress, Machine, RenderContext, StorageLayout};
+//!
+//! let mut m = Machine {
+//!     hostname: "node1".into(),
+//!     osystem: "ubuntu".into(),
+//!     distro_series: "noble".into(),
+//!     boot_method: BootMethod::Uefi,
+//!     block_devices: vec![BlockDevice {
+//!         id: 1,
+//!         name: "sda".into(),
+//!         size: 100 << 30,
+//!         id_path: "/dev/disk/by-id/wwn-0x5000c500a0000001".into(),
+//!         ..Default::default()
+//!     }],
+//!     interfaces: vec![Interface {
+//!         id: 1,
+//!         name: "eth0".into(),
+//!         mac: MacAddress([0x52, 0x54, 0, 0, 0, 1]),
+//!         enabled: true,
+//!         links: vec![Link { mode: LinkMode::Dhcp, ..Default::default() }],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! };
+//! apply_layout(&mut m, &LayoutRequest::new(StorageLayout::Lvm)).unwrap();
+//! maas_core::storage::validate_for_deploy(&m).unwrap();
+//!
+//! let ctx = RenderContext { maas_url: "http://10.0.0.1:5248/MAAS".into(), ..Default::default() };
+//! let curtin = curtin_config(&m, &ctx).unwrap();
+//! assert!(curtin.contains("type: lvm_volgroup"));
+//! assert!(curtin.contains("macaddress: \"52:54:00:00:00:01\""));
+//! assert!(vendor_data(&m, &ctx).unwrap().starts_with("cloud-init: |\n  #cloud-config\n"));
+//! ```
 
 pub mod curtin;
 pub mod netplan;
