@@ -55,10 +55,9 @@ pub mod yaml;
 
 use std::fmt;
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::machine::Machine;
 
 pub use curtin::{curtin_config, curtin_storage_config};
@@ -198,13 +197,12 @@ pub fn is_ubuntu(machine: &Machine) -> bool {
 
 /// Serialises a value as YAML that YAML 1.1 readers (PyYAML in cloud-init
 /// and curtin) read back unchanged.
-pub(crate) fn to_yaml<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    let v = serde_json::to_value(v).map_err(|e| Error::Render(format!("serialisation: {e}")))?;
-    Ok(yaml::emit(&v))
+pub(crate) fn to_yaml(v: &Value) -> Result<String> {
+    Ok(yaml::emit(v))
 }
 
 /// Serialises a value as a `#cloud-config` document.
-pub(crate) fn cloud_config<T: Serialize + ?Sized>(v: &T) -> Result<String> {
+pub(crate) fn cloud_config(v: &Value) -> Result<String> {
     Ok(format!("#cloud-config\n{}", to_yaml(v)?))
 }
 

@@ -121,6 +121,25 @@ const YAML11_WORDS: [&str; 12] = [
     "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~", "=", "<<",
 ];
 
+/// ASCII bytes allowed in a plain scalar (a table: this runs for every key
+/// and string of large documents).
+const PLAIN: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let extra = b" _-./:=+@,~$!()%^";
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
+
 /// Whether `s` reads back as the same string, unquoted, under YAML 1.1 and
 /// 1.2. Deliberately narrow: anything unusual is quoted.
 fn is_plain_safe(s: &str) -> bool {
@@ -134,13 +153,10 @@ fn is_plain_safe(s: &str) -> bool {
     if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || " _-./:=+@,~$!()%^".contains(c))
-    {
+    if !s.bytes().all(|b| PLAIN[usize::from(b & 0x7f)] && b < 0x80) {
         return false;
     }
-    !YAML11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
+    s.len() > 5 || !YAML11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
 
 /// Whether `s` can be a literal block scalar: multi-line, printable, no
