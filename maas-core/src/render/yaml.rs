@@ -111,9 +111,31 @@ fn scalar(out: &mut String, s: &str, ind: usize) {
             }
         }
     } else {
-        // invariant: serialising a &str to JSON cannot fail.
-        let _ = write!(out, "{}", serde_json::Value::String(s.to_owned()));
+        double_quoted(out, s);
     }
+}
+
+/// Characters YAML readers treat as line breaks or markers even though
+/// JSON leaves them raw.
+fn yaml_special(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}') || c.is_control()
+}
+
+fn double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if yaml_special(c) => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Words YAML 1.1 resolves to booleans or null.
@@ -166,8 +188,8 @@ fn literal_ok(s: &str) -> bool {
         && !s.starts_with([' ', '\n', '\t'])
         && !s.ends_with("\n\n")
         && s.split('\n').all(|l| !l.ends_with([' ', '\t']))
-        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-        && !s.contains('\u{feff}')
+        && s.chars()
+            .all(|c| c == '\n' || c == '\t' || !yaml_special(c))
 }
 
 #[cfg(test)]
