@@ -7,6 +7,44 @@
 //! archive settings: the server passes them in a [`RenderContext`]. Output
 //! is YAML text with keys sorted (MAAS dumps with PyYAML's sorted keys), so
 //! it is stable for snapshots.
+//!
+//! ```
+//! use maas_core::hardware::{BlockDevice, Interface, Link, LinkMode};
+//! use maas_core::render::{curtin_config, vendor_data};
+//! use maas_core::storage::apply_layout;
+//! use maas_core::{BootMethod, LayoutRequest, MacAddress, Machine, RenderContext, StorageLayout};
+//!
+//! let mut m = Machine {
+//!     hostname: "node1".into(),
+//!     osystem: "ubuntu".into(),
+//!     distro_series: "noble".into(),
+//!     boot_method: BootMethod::Uefi,
+//!     block_devices: vec![BlockDevice {
+//!         id: 1,
+//!         name: "sda".into(),
+//!         size: 100 << 30,
+//!         id_path: "/dev/disk/by-id/wwn-0x5000c500a0000001".into(),
+//!         ..Default::default()
+//!     }],
+//!     interfaces: vec![Interface {
+//!         id: 1,
+//!         name: "eth0".into(),
+//!         mac: MacAddress([0x52, 0x54, 0, 0, 0, 1]),
+//!         enabled: true,
+//!         links: vec![Link { mode: LinkMode::Dhcp, ..Default::default() }],
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! };
+//! apply_layout(&mut m, &LayoutRequest::new(StorageLayout::Lvm)).unwrap();
+//! maas_core::storage::validate_for_deploy(&m).unwrap();
+//!
+//! let ctx = RenderContext { maas_url: "http://10.0.0.1:5248/MAAS".into(), ..Default::default() };
+//! let curtin = curtin_config(&m, &ctx).unwrap();
+//! assert!(curtin.contains("type: lvm_volgroup"));
+//! assert!(curtin.contains("macaddress: \"52:54:00:00:00:01\""));
+//! assert!(vendor_data(&m, &ctx).unwrap().starts_with("cloud-init: |\n  #cloud-config\n"));
+//! ```
 
 pub mod curtin;
 pub mod netplan;
@@ -17,10 +55,9 @@ pub mod yaml;
 
 use std::fmt;
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::machine::Machine;
 
 pub use curtin::{curtin_config, curtin_storage_config};
@@ -160,13 +197,12 @@ pub fn is_ubuntu(machine: &Machine) -> bool {
 
 /// Serialises a value as YAML that YAML 1.1 readers (PyYAML in cloud-init
 /// and curtin) read back unchanged.
-pub(crate) fn to_yaml<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    let v = serde_json::to_value(v).map_err(|e| Error::Render(format!("serialisation: {e}")))?;
-    Ok(yaml::emit(&v))
+pub(crate) fn to_yaml(v: &Value) -> Result<String> {
+    Ok(yaml::emit(v))
 }
 
 /// Serialises a value as a `#cloud-config` document.
-pub(crate) fn cloud_config<T: Serialize + ?Sized>(v: &T) -> Result<String> {
+pub(crate) fn cloud_config(v: &Value) -> Result<String> {
     Ok(format!("#cloud-config\n{}", to_yaml(v)?))
 }
 

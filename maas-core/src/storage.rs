@@ -13,7 +13,7 @@
 
 pub mod layout;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -603,7 +603,16 @@ pub fn block_device(machine: &Machine, id: u64) -> Option<&BlockDevice> {
 /// `bios_grub` on every GPT disk of a BIOS amd64 machine (the boot disk gets
 /// GPT when it has no table yet), except for ESXi whose image brings its own.
 pub fn boot_partition_reserved(machine: &Machine, block_device: u64) -> Option<&'static str> {
-    let is_boot = machine.boot_disk().map(|d| d.id) == Some(block_device);
+    reserved_with(machine, machine.boot_disk().map(|d| d.id), block_device)
+}
+
+/// [`boot_partition_reserved`] with the boot disk already looked up.
+pub(crate) fn reserved_with(
+    machine: &Machine,
+    boot_disk: Option<u64>,
+    block_device: u64,
+) -> Option<&'static str> {
+    let is_boot = boot_disk == Some(block_device);
     let arch = machine.arch();
     if arch == "ppc64el" {
         return is_boot.then_some("prep");
@@ -617,6 +626,58 @@ pub fn boot_partition_reserved(machine: &Machine, block_device: u64) -> Option<&
         return Some("bios_grub");
     }
     None
+}
+
+/// The names and partition numbers of every volume, computed once: a
+/// partition's number depends on the boot disk and on the other partitions
+/// of its device, so looking names up one by one is quadratic.
+#[derive(Clone, Debug, Default)]
+pub struct VolumeNames {
+    names: HashMap<Volume, String>,
+    numbers: HashMap<u64, u32>,
+}
+
+impl VolumeNames {
+    /// Names every block device and partition of the machine.
+    pub fn new(machine: &Machine) -> Self {
+        let boot = machine.boot_disk().map(|d| d.id);
+        let mut names =
+            HashMap::with_capacity(machine.block_devices.len() + machine.storage.partitions.len());
+        let mut numbers = HashMap::with_capacity(machine.storage.partitions.len());
+        let mut by_dev: HashMap<u64, Vec<&Partition>> = HashMap::new();
+        for p in &machine.storage.partitions {
+            by_dev.entry(p.block_device).or_default().push(p);
+        }
+        for d in &machine.block_devices {
+            names.insert(Volume::Device(d.id), d.name.clone());
+            if let Some(parts) = by_dev.get_mut(&d.id) {
+                parts.sort_by_key(|p| p.id);
+                let shift = u32::from(reserved_with(machine, boot, d.id).is_some());
+                for (i, p) in parts.iter().enumerate() {
+                    let n = i as u32 + 1 + shift;
+                    numbers.insert(p.id, n);
+                    names.insert(Volume::Partition(p.id), format!("{}-part{n}", d.name));
+                }
+            }
+        }
+        Self { names, numbers }
+    }
+
+    /// The name of a volume (`sda`, `sda-part2`, `md0`).
+    pub fn get(&self, v: Volume) -> String {
+        match self.names.get(&v) {
+            Some(n) => n.clone(),
+            None => match v {
+                Volume::Device(id) => format!("#{id}"),
+                Volume::Partition(id) => format!("partition #{id}"),
+            },
+        }
+    }
+
+    /// The number of a partition.
+    pub fn number(&self, partition: u64) -> u32 {
+        self.numbers.get(&partition).copied().unwrap_or(0)
+    }
 }
 
 /// The number of partition `id` on its device (1-based, after any reserved
@@ -657,7 +718,11 @@ pub fn volume_name(machine: &Machine, volume: Volume) -> String {
 
 /// Bytes a partition table leaves for partitions on a device.
 pub fn partitionable_size(machine: &Machine, device: &BlockDevice) -> u64 {
-    let reserved = match boot_partition_reserved(machine, device.id) {
+    partitionable_with(machine, machine.boot_disk().map(|d| d.id), device)
+}
+
+fn partitionable_with(machine: &Machine, boot: Option<u64>, device: &BlockDevice) -> u64 {
+    let reserved = match reserved_with(machine, boot, device.id) {
         Some("prep") => PREP_PARTITION_SIZE,
         Some(_) => BIOS_GRUB_PARTITION_SIZE,
         None => 0,
@@ -694,7 +759,7 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
     let st = &machine.storage;
     let dev_exists = |id: u64| block_device(machine, id).is_some();
     let part_exists = |id: u64| st.partitions.iter().any(|p| p.id == id);
-    let check_volume = |owner: &str, v: Volume| -> Result<()> {
+    let check_volume = |owner: &dyn Fn() -> String, v: Volume| -> Result<()> {
         let ok = match v {
             Volume::Device(id) => dev_exists(id),
             Volume::Partition(id) => part_exists(id),
@@ -703,7 +768,7 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
             Ok(())
         } else {
             Err(storage_err(
-                owner,
+                owner(),
                 StorageRule::UnknownReference(match v {
                     Volume::Device(id) => format!("block device #{id}"),
                     Volume::Partition(id) => format!("partition #{id}"),
@@ -721,6 +786,7 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
         }
     }
     // Partitions fit on their device.
+    let boot = machine.boot_disk().map(|d| d.id);
     for dev in &machine.block_devices {
         let parts = st.partitions_of(dev.id);
         if parts.is_empty() {
@@ -733,7 +799,7 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
             return Err(storage_err(&dev.name, StorageRule::TooManyMbrPartitions));
         }
         let needed: u64 = parts.iter().map(|p| p.size).sum();
-        let available = partitionable_size(machine, dev);
+        let available = partitionable_with(machine, boot, dev);
         if needed > available {
             return Err(storage_err(
                 &dev.name,
@@ -753,10 +819,11 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
     let mut used: HashSet<Volume> = HashSet::new();
     let mut mounts: HashSet<&str> = HashSet::new();
     for fs in &st.filesystems {
-        let name = volume_name(machine, fs.volume);
+        // Names are only needed for errors; computing them is not free.
+        let name = || volume_name(machine, fs.volume);
         check_volume(&name, fs.volume)?;
         if !used.insert(fs.volume) {
-            return Err(storage_err(name, StorageRule::VolumeInUse));
+            return Err(storage_err(name(), StorageRule::VolumeInUse));
         }
         if let Some(mp) = fs.mount_point.as_deref() {
             let swap_none = fs.fstype == FsType::Swap && mp == "none";
@@ -770,7 +837,7 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
     }
     for vg in &st.volume_groups {
         for v in &vg.devices {
-            check_volume(&vg.name, *v)?;
+            check_volume(&|| vg.name.clone(), *v)?;
         }
     }
     for lv in &st.logical_volumes {
@@ -789,7 +856,7 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
     }
     for r in &st.raids {
         for v in r.devices.iter().chain(&r.spares) {
-            check_volume(&r.name, *v)?;
+            check_volume(&|| r.name.clone(), *v)?;
         }
         if r.devices.len() < r.level.min_devices() {
             return Err(storage_err(
@@ -802,10 +869,10 @@ pub fn validate_structure(machine: &Machine) -> Result<()> {
         }
     }
     for cs in &st.cache_sets {
-        check_volume(&cs.name, cs.device)?;
+        check_volume(&|| cs.name.clone(), cs.device)?;
     }
     for b in &st.bcaches {
-        check_volume(&b.name, b.backing)?;
+        check_volume(&|| b.name.clone(), b.backing)?;
         if !st.cache_sets.iter().any(|c| c.id == b.cache_set) {
             return Err(storage_err(
                 &b.name,

@@ -5,7 +5,8 @@
 //! that turns netboot off, debconf selections, and the `cloud.cfg.d` files
 //! that point the installed OS at the metadata service.
 
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use serde_json::{Map, Value, json};
 
@@ -14,7 +15,7 @@ use crate::error::Result;
 use crate::machine::Machine;
 use crate::storage::{
     BIOS_GRUB_PARTITION_SIZE, INITIAL_PARTITION_OFFSET, PREP_PARTITION_SIZE, PartitionTableType,
-    Volume, boot_partition_reserved, partition_number, validate_structure, volume_name,
+    Volume, VolumeNames, reserved_with, validate_structure,
 };
 
 /// An action and the ids it depends on.
@@ -53,7 +54,7 @@ pub fn curtin_storage_config(machine: &Machine) -> Result<Value> {
             d.insert("path".into(), json!(disk.id_path));
         }
         let is_boot = Some(disk.id) == boot_disk;
-        let reserved = boot_partition_reserved(machine, disk.id);
+        let reserved = reserved_with(machine, boot_disk, disk.id);
         match st.partition_table(disk.id) {
             Some(t) => {
                 d.insert("ptable".into(), json!(t.kind.curtin_name()));
@@ -95,7 +96,8 @@ pub fn curtin_storage_config(machine: &Machine) -> Result<Value> {
         }
     }
 
-    let vname = |v: Volume| volume_name(machine, v);
+    let names = VolumeNames::new(machine);
+    let vname = |v: Volume| names.get(v);
 
     for vg in &st.volume_groups {
         let mut devices: Vec<String> = vg.devices.iter().map(|v| vname(*v)).collect();
@@ -167,9 +169,9 @@ pub fn curtin_storage_config(machine: &Machine) -> Result<Value> {
     let mut devices: Vec<_> = machine.block_devices.iter().collect();
     devices.sort_by_key(|d| d.id);
     for dev in &devices {
-        let reserved = boot_partition_reserved(machine, dev.id).is_some();
+        let reserved = reserved_with(machine, boot_disk, dev.id).is_some();
         for p in st.partitions_of(dev.id) {
-            let number = partition_number(machine, p);
+            let number = names.number(p.id);
             let pname = vname(Volume::Partition(p.id));
             let mut m = Map::new();
             m.insert("id".into(), json!(pname));
@@ -246,22 +248,48 @@ pub fn curtin_storage_config(machine: &Machine) -> Result<Value> {
     Ok(json!({ "version": 1, "config": config }))
 }
 
-/// Stable topological order: repeatedly emit the first action whose
-/// dependencies are all emitted.
-fn order(mut ops: Vec<Op>) -> Vec<Value> {
-    let mut out = Vec::with_capacity(ops.len());
-    let mut done: HashSet<String> = HashSet::with_capacity(ops.len());
-    while !ops.is_empty() {
-        let idx = ops
-            .iter()
-            .position(|o| o.deps.iter().all(|d| done.contains(d)))
-            // Unresolvable dependencies cannot happen after
-            // validate_structure; keep going rather than loop forever.
-            .unwrap_or(0);
-        let o = ops.remove(idx);
-        done.insert(o.id);
-        out.push(o.value);
+/// Dependencies before dependents, otherwise in generation order: always
+/// emit the earliest action whose dependencies are out (Kahn's algorithm
+/// with a min-heap on the original position), which puts a dependent right
+/// after its last dependency as MAAS's reordering does.
+fn order(ops: Vec<Op>) -> Vec<Value> {
+    let index: HashMap<&str, usize> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.as_str(), i))
+        .collect();
+    let mut waiting = vec![0usize; ops.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+    for (i, o) in ops.iter().enumerate() {
+        for d in &o.deps {
+            // References to unknown ids cannot survive validate_structure.
+            if let Some(&j) = index.get(d.as_str())
+                && j != i
+            {
+                waiting[i] += 1;
+                dependents[j].push(i);
+            }
+        }
     }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..ops.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(ops.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &k in &dependents[i] {
+            waiting[k] -= 1;
+            if waiting[k] == 0 {
+                ready.push(Reverse(k));
+            }
+        }
+    }
+    drop(index);
+    let mut slots: Vec<Option<Value>> = ops.into_iter().map(|o| Some(o.value)).collect();
+    let mut out: Vec<Value> = order.iter().filter_map(|&i| slots[i].take()).collect();
+    // A dependency cycle cannot be built from the model; keep its members.
+    out.extend(slots.into_iter().flatten());
     out
 }
 
@@ -444,6 +472,68 @@ mod tests {
         );
         assert_eq!(kernel_package("bogus"), None);
         assert_eq!(kernel_package("hwe-x.y"), None);
+    }
+
+    fn ppc_machine() -> Machine {
+        use crate::hardware::BlockDevice;
+        let mut m = Machine {
+            architecture: "ppc64el/generic".into(),
+            boot_method: crate::BootMethod::OpenFirmware,
+            block_devices: vec![BlockDevice {
+                id: 1,
+                name: "sda".into(),
+                size: 50 << 30,
+                id_path: "/dev/disk/by-id/scsi-0".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        crate::storage::apply_layout(
+            &mut m,
+            &crate::LayoutRequest::new(crate::StorageLayout::Flat),
+        )
+        .unwrap();
+        m
+    }
+
+    #[test]
+    fn ppc64el_boot_disk_starts_with_prep() {
+        let m = ppc_machine();
+        let cfg = curtin_storage_config(&m).unwrap();
+        let ops = cfg["config"].as_array().unwrap();
+        // grub goes into the PReP partition, not the disk header.
+        assert!(ops[0].get("grub_device").is_none(), "{:?}", ops[0]);
+        assert_eq!(ops[1]["flag"], "prep");
+        assert_eq!(ops[1]["grub_device"], true);
+        assert_eq!(ops[1]["size"], format!("{PREP_PARTITION_SIZE}B"));
+        assert_eq!(ops[2]["id"], "sda-part2");
+        assert!(ops[2].get("offset").is_none());
+    }
+
+    #[test]
+    fn mbr_tables_are_limited_to_four_partitions() {
+        use crate::storage::{Partition, PartitionTable, StorageRule};
+        let mut m = ppc_machine();
+        m.storage.partition_tables = vec![PartitionTable {
+            block_device: 1,
+            kind: PartitionTableType::Mbr,
+        }];
+        for i in 0..5 {
+            m.storage.partitions.push(Partition {
+                id: 50 + i,
+                block_device: 1,
+                size: 1 << 20,
+                ..Default::default()
+            });
+        }
+        let err = curtin_storage_config(&m).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                crate::Error::Storage { device, rule: StorageRule::TooManyMbrPartitions } if device == "sda"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

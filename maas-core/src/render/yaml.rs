@@ -111,15 +111,56 @@ fn scalar(out: &mut String, s: &str, ind: usize) {
             }
         }
     } else {
-        // invariant: serialising a &str to JSON cannot fail.
-        let _ = write!(out, "{}", serde_json::Value::String(s.to_owned()));
+        double_quoted(out, s);
     }
+}
+
+/// Characters YAML readers treat as line breaks or markers even though
+/// JSON leaves them raw.
+fn yaml_special(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}') || c.is_control()
+}
+
+fn double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if yaml_special(c) => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Words YAML 1.1 resolves to booleans or null.
 const YAML11_WORDS: [&str; 12] = [
     "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~", "=", "<<",
 ];
+
+/// ASCII bytes allowed in a plain scalar (a table: this runs for every key
+/// and string of large documents).
+const PLAIN: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let extra = b" _-./:=+@,~$!()%^";
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
 
 /// Whether `s` reads back as the same string, unquoted, under YAML 1.1 and
 /// 1.2. Deliberately narrow: anything unusual is quoted.
@@ -134,13 +175,10 @@ fn is_plain_safe(s: &str) -> bool {
     if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || " _-./:=+@,~$!()%^".contains(c))
-    {
+    if !s.bytes().all(|b| PLAIN[usize::from(b & 0x7f)] && b < 0x80) {
         return false;
     }
-    !YAML11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
+    s.len() > 5 || !YAML11_WORDS.iter().any(|w| w.eq_ignore_ascii_case(s))
 }
 
 /// Whether `s` can be a literal block scalar: multi-line, printable, no
@@ -150,8 +188,8 @@ fn literal_ok(s: &str) -> bool {
         && !s.starts_with([' ', '\n', '\t'])
         && !s.ends_with("\n\n")
         && s.split('\n').all(|l| !l.ends_with([' ', '\t']))
-        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-        && !s.contains('\u{feff}')
+        && s.chars()
+            .all(|c| c == '\n' || c == '\t' || !yaml_special(c))
 }
 
 #[cfg(test)]
