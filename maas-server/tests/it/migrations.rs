@@ -1,0 +1,36 @@
+//! Migrations run up, down and up again on SQLite with the same schema.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use maas_server::db::{self, DbConn};
+
+fn schema(conn: &mut DbConn) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Sql {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+    diesel::sql_query(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '__diesel%' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .load::<Sql>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|s| s.sql)
+    .collect()
+}
+
+#[test]
+fn sqlite_up_down_up_gives_the_same_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("m.db").display().to_string();
+    let mut conn = <DbConn as diesel::Connection>::establish(&url).unwrap();
+    db::migrate(&mut conn).unwrap();
+    let first = schema(&mut conn);
+    assert!(first.iter().any(|s| s.contains("CREATE TABLE machines")));
+    db::revert_all(&mut conn).unwrap();
+    assert!(schema(&mut conn).is_empty());
+    db::migrate(&mut conn).unwrap();
+    assert_eq!(schema(&mut conn), first);
+    conn.batch_execute("SELECT 1").unwrap();
+}
