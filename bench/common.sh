@@ -51,6 +51,8 @@ loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # Our server, built in release mode.
 maas_rs_bin() {
+  # MAAS_RS_BIN: use an already built binary (e.g. while the build lock is busy).
+  [ -n "${MAAS_RS_BIN:-}" ] && { echo "$MAAS_RS_BIN"; return; }
   (cd "$REPO" && cargo build -q --release -p maas-boot --example boot_serve) >&2 || exit 1
   echo "$CARGO_TARGET_DIR/release/examples/boot_serve"
 }
