@@ -22,6 +22,53 @@ use bytes::Bytes;
 use crate::Error;
 use crate::tree::{BootFile, BootPath, BootTree, Client};
 
+/// Serves `app` on `listener` until `cancel` fires, the way boot firmware needs:
+/// HTTP/1.1 with Title-Case header names. GRUB's HTTP client matches
+/// `Content-Length:` case-sensitively; with hyper's default lowercase names it
+/// sees no length and refuses to verify the kernel ("big file signature isn't
+/// implemented yet"), so `axum::serve` is not enough for UEFI machines.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    cancel: tokio_util::sync::CancellationToken,
+) -> crate::Result<()> {
+    use tower::ServiceExt;
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                // Running out of descriptors and the like passes; keep serving.
+                Err(e) => { tracing::warn!(error = %e, "http boot: accept"); continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(req.map(Body::new))
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r { tracing::debug!(%peer, error = %e, "http boot: connection"); }
+                }
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
 /// Bytes read per chunk when streaming a file.
 const CHUNK: usize = 512 * 1024;
 
@@ -36,7 +83,8 @@ struct Trees {
 ///
 /// `local` is the rack address clients reach this router on; generated configs
 /// put it in their URLs. The router needs `ConnectInfo<SocketAddr>`: serve it
-/// with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// with [`serve`] (which firmware needs anyway), or axum's
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(images: Arc<dyn BootTree>, boot: Arc<dyn BootTree>, local: SocketAddr) -> Router {
     Router::new().fallback(serve_path).with_state(Trees {
         images,

@@ -45,6 +45,27 @@ fn pxelinux(p: &BootParams, rack: IpAddr) -> String {
     s
 }
 
+/// Escapes a command line for GRUB's script lexer word by word: `{`, `}`,
+/// `$` and the like get a backslash (unescaped, `cc:{...}` is a syntax error
+/// inside a menuentry). Single quotes are dropped: GRUB passes them to the
+/// kernel as `\'`, which would break the YAML of `cc:{'datasource_list': …}`,
+/// while `cc:{datasource_list: [MAAS]}end_cc` is the same YAML mapping.
+fn grub_escape(cmdline: &str) -> String {
+    let mut out = String::with_capacity(cmdline.len() + 16);
+    for (i, word) in cmdline.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for c in word.chars().filter(|&c| c != '\'') {
+            if "{}\"\\$;|&<>()#`".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn grub(p: &BootParams, rack: IpAddr) -> String {
     let mut s = String::from("set default=\"0\"\nset timeout=0\n\n");
     match p.purpose {
@@ -72,12 +93,13 @@ fn grub(p: &BootParams, rack: IpAddr) -> String {
             let _ = write!(
                 s,
                 "menuentry 'Ephemeral' {{\n    echo 'Booting under MAAS direction ({purpose})...'\n    \
+                 insmod http\n    \
                  linux {host}{kernel} {cmdline} BOOTIF=01-${{net_default_mac}}\n    \
                  initrd {host}{initrd}\n}}\n",
                 purpose = p.purpose.as_str(),
                 kernel = p.kernel,
                 initrd = p.initrd,
-                cmdline = kernel_command_line(p, rack),
+                cmdline = grub_escape(&kernel_command_line(p, rack)),
             );
         }
     }

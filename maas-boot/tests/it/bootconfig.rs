@@ -117,3 +117,39 @@ async fn http_serves_ipxe_scripts() {
     let default = text("ipxe.cfg-default-amd64").await;
     assert!(default.contains("maas-enlist"), "{default}");
 }
+
+/// Every GRUB config we render passes GRUB's own parser (`grub-script-check`).
+#[tokio::test]
+async fn grub_configs_pass_grub_script_check() {
+    let check = peer("grub-script-check", "grub-common");
+    let dir = tempfile::tempdir().unwrap();
+    let rack = "192.0.2.1".parse().unwrap();
+    let mut texts = vec![(
+        "bootstrap".to_string(),
+        maas_boot::bootconfig::grub_bootstrap(),
+    )];
+    for purpose in Purpose::ALL {
+        let mut p = Region
+            .boot_params(&BootRequest {
+                loader: maas_boot::bootconfig::Loader::Grub,
+                mac: None,
+                arch: None,
+                remote: rack,
+                rack,
+            })
+            .await
+            .unwrap();
+        p.purpose = purpose;
+        p.extra_opts = vec!["quiet".into(), "sysrq_always_enabled".into()];
+        texts.push((
+            purpose.as_str().to_string(),
+            maas_boot::bootconfig::render(maas_boot::bootconfig::Loader::Grub, &p, rack),
+        ));
+    }
+    for (name, text) in texts {
+        let f = dir.path().join(&name);
+        std::fs::write(&f, &text).unwrap();
+        let (ok, log) = run(&check, &[f.to_str().unwrap()], dir.path()).await;
+        assert!(ok, "{name}: {log}\n{text}");
+    }
+}

@@ -23,14 +23,7 @@ impl HttpServer {
         let app = maas_boot::http::router(images, boot, addr);
         let cancel = CancellationToken::new();
         let c = cancel.clone();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(c.cancelled_owned())
-            .await
-        });
+        tokio::spawn(maas_boot::http::serve(listener, app, c));
         Self { addr, cancel }
     }
 }
@@ -154,6 +147,10 @@ async fn serves_images_with_head_range_and_validators() {
     ] {
         assert_eq!(raw_status(srv.addr, raw).await, 403, "{raw}");
     }
+    // GRUB's HTTP client matches header names case-sensitively.
+    let (status, text) = raw_get(srv.addr, "/bootx64.efi").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("\r\nContent-Length: 10\r\n"), "{text}");
     let r = http.post(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
@@ -179,6 +176,11 @@ async fn curl_downloads_and_resumes() {
 }
 
 async fn raw_status(addr: SocketAddr, path: &str) -> u16 {
+    raw_get(addr, path).await.0
+}
+
+/// (status, raw response text) of a hand-written request.
+async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
@@ -186,9 +188,11 @@ async fn raw_status(addr: SocketAddr, path: &str) -> u16 {
         .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf);
-    text.split(' ')
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (status, text)
 }

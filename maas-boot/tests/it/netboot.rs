@@ -2,7 +2,8 @@
 //! SeaBIOS + the iPXE NIC ROM) in a network namespace this test creates, DHCP
 //! from dnsmasq in DHCP-only mode (`port=0`, no TFTP) until the project's own
 //! DHCP server lands — [`Dhcp`] is the one place to swap it in. The machine
-//! loads lpxelinux.0 (or an iPXE script), fetches its per-MAC config rendered
+//! loads lpxelinux.0, an iPXE script, or (UEFI, OVMF's own PXE) shim + Debian's
+//! signed GRUB network image as MAAS lays them out; fetches its per-MAC config rendered
 //! by [`ConfigTree`], then a Debian kernel and a busybox initramfs built here,
 //! which prints a marker with its command line and powers off.
 
@@ -77,7 +78,6 @@ fn assets() -> PathBuf {
         "cd {w} && apt-get download -q {pkg} >/dev/null && \
          dpkg-deb --fsys-tarfile {pkg}_*.deb | tar -x --wildcards './boot/vmlinuz-*' && \
          mkdir out && mv boot/vmlinuz-* out/vmlinuz && \
-         cp /usr/lib/PXELINUX/lpxelinux.0 /usr/lib/syslinux/modules/bios/ldlinux.c32 out/ && \
          mkdir -p initrd/bin initrd/proc initrd/dev && cp /bin/busybox initrd/bin/busybox"
     ));
     std::fs::write(
@@ -215,11 +215,88 @@ impl BootConfigSource for Region {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Firmware {
+    /// SeaBIOS with the iPXE option ROM.
+    Bios,
+    /// OVMF with its own PXE stack (no iPXE ROM), as a UEFI machine in MAAS.
+    Uefi,
+}
+
+/// The served tree: cached kernel and initramfs plus the loaders, copied (the
+/// tree refuses symlinks that leave it).
+fn tftp_root(dir: &Path) {
+    let cache = assets();
+    for f in ["vmlinuz", "initrd.gz"] {
+        std::fs::copy(cache.join(f), dir.join(f)).expect("copy asset");
+    }
+    for (src, dst, pkg) in [
+        ("/usr/lib/PXELINUX/lpxelinux.0", "lpxelinux.0", "pxelinux"),
+        (
+            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+            "ldlinux.c32",
+            "syslinux-common",
+        ),
+        (
+            "/usr/lib/shim/shimx64.efi.signed",
+            "bootx64.efi",
+            "shim-signed",
+        ),
+        (
+            "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+            "grubx64.efi",
+            "grub-efi-amd64-signed",
+        ),
+    ] {
+        std::fs::copy(src, dir.join(dst)).unwrap_or_else(|e| panic!("{src}: {e}; install `{pkg}`"));
+    }
+    // Debian's signed grubnetx64 has no built-in http module; GRUB loads it from
+    // its prefix (/grub) when Secure Boot is off.
+    let mods = Path::new("/usr/lib/grub/x86_64-efi");
+    assert!(
+        mods.join("http.mod").is_file(),
+        "GRUB modules missing: install `grub-efi-amd64-bin`"
+    );
+    let dst = dir.join("grub/x86_64-efi");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    // http.mod and what it needs, by GRUB's moddep.lst, plus the .lst indexes.
+    let deps = std::fs::read_to_string(mods.join("moddep.lst")).expect("moddep.lst");
+    let mut want = vec!["http".to_string()];
+    let mut i = 0;
+    while i < want.len() {
+        let prefix = format!("{}:", want[i]);
+        if let Some(line) = deps.lines().find(|l| l.starts_with(&prefix)) {
+            for d in line[prefix.len()..].split_whitespace() {
+                if !want.iter().any(|w| w == d) {
+                    want.push(d.to_string());
+                }
+            }
+        }
+        i += 1;
+    }
+    let mut files: Vec<String> = want.iter().map(|m| format!("{m}.mod")).collect();
+    files.extend(
+        [
+            "moddep.lst",
+            "command.lst",
+            "fs.lst",
+            "crypto.lst",
+            "terminal.lst",
+        ]
+        .map(String::from),
+    );
+    for f in files {
+        let _ = std::fs::copy(mods.join(&f), dst.join(&f));
+    }
+}
+
 /// Boots a VM with `mac` whose DHCP filename is `filename`; returns the serial
 /// log and the requests the region saw.
-async fn boot(mac: &str, filename: &str) -> (String, Vec<BootRequest>) {
+async fn boot(firmware: Firmware, mac: &str, filename: &str) -> (String, Vec<BootRequest>) {
     let qemu = peer("qemu-system-x86_64", "qemu-system-x86 (bookworm-backports)");
-    let assets = assets();
+    let root_dir = tempfile::tempdir().expect("tempdir");
+    tftp_root(root_dir.path());
+    let assets = root_dir.path().to_owned();
     let mac: MacAddress = mac.parse().expect("mac");
     let ns = Netns::new();
     let region = Arc::new(Region::default());
@@ -251,9 +328,7 @@ async fn boot(mac: &str, filename: &str) -> (String, Vec<BootRequest>) {
                 ));
                 let local: SocketAddr = format!("{RACK}:5248").parse().expect("addr");
                 let app = maas_boot::http::router(files, boot_tree, local);
-                let _ = axum::serve(tcp, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(cancel.cancelled_owned())
-                    .await;
+                let _ = maas_boot::http::serve(tcp, app, cancel).await;
             })
         })
     };
@@ -261,32 +336,46 @@ async fn boot(mac: &str, filename: &str) -> (String, Vec<BootRequest>) {
 
     let log_dir = tempfile::tempdir().expect("tempdir");
     let serial = log_dir.path().join("serial.log");
-    let vm = tokio::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(qemu)
-        .args([
-            "-accel",
-            "tcg",
-            "-machine",
-            "q35",
-            "-m",
-            "512",
-            "-nographic",
-            "-nodefaults",
-            "-no-reboot",
+    let mut cmd = tokio::process::Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name]).arg(qemu).args([
+        "-accel",
+        "tcg",
+        "-machine",
+        "q35",
+        "-m",
+        "512",
+        "-nographic",
+        "-nodefaults",
+        "-no-reboot",
+    ]);
+    let mut nic = format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1");
+    if firmware == Firmware::Uefi {
+        let code = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");
+        assert!(code.is_file(), "{} missing: install `ovmf`", code.display());
+        let vars = log_dir.path().join("vars.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("copy OVMF vars");
+        cmd.args([
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
         ])
+        .args([
+            "-drive",
+            &format!("if=pflash,format=raw,file={}", vars.display()),
+        ]);
+        // OVMF's own PXE client, not iPXE: the path a UEFI machine takes in MAAS.
+        nic.push_str(",romfile=");
+    }
+    let vm = cmd
         .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
-        .args([
-            "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1"),
-        ])
+        .args(["-device", &nic])
         .args(["-serial", &format!("file:{}", serial.display())])
         .args(["-monitor", "none", "-display", "none"])
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), vm).await;
-    let log = std::fs::read_to_string(&serial).unwrap_or_default();
-    let out = out.unwrap_or_else(|_| panic!("VM did not power off within 120 s; serial:\n{log}"));
+    let out = tokio::time::timeout(Duration::from_secs(240), vm).await;
+    // Firmware menus draw with non-UTF-8 box characters.
+    let log = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+    let out = out.unwrap_or_else(|_| panic!("VM did not power off within 240 s; serial:\n{log}"));
     let out = out.expect("run qemu");
     assert!(
         out.status.success(),
@@ -306,19 +395,31 @@ fn assert_booted(log: &str, mac: &str) {
         .unwrap_or_else(|| panic!("no boot marker on the serial console:\n{log}"));
     // The command line is the one rendered for this MAC, with the loader's BOOTIF.
     for want in [
-        "ip=::::vm-under-test:BOOTIF:dhcp",
-        "cc:{'datasource_list': ['MAAS']}end_cc",
+        "nomodeset ip=::::vm-under-test:BOOTIF:dhcp ip6=off",
+        "cloud-config-url=http://192.0.2.1:5248/MAAS/metadata/latest/by-id/abc123/?op=get_preseed",
         "log_host=192.0.2.1 log_port=5247",
-        &format!("BOOTIF=01-{}", mac.replace(':', "-")),
     ] {
         assert!(line.contains(want), "{want:?} missing from {line}");
     }
+    // GRUB renders the datasource without quotes (it would pass them escaped).
+    assert!(
+        line.contains("cc:{'datasource_list': ['MAAS']}end_cc")
+            || line.contains("cc:{datasource_list: [MAAS]}end_cc"),
+        "no cloud-init datasource in {line}"
+    );
+    // pxelinux and iPXE write BOOTIF with dashes, GRUB's ${net_default_mac} with colons.
+    let dashed = format!("BOOTIF=01-{}", mac.replace(':', "-"));
+    let colon = format!("BOOTIF=01-{mac}");
+    assert!(
+        line.contains(&dashed) || line.contains(&colon),
+        "no BOOTIF for {mac} in {line}"
+    );
 }
 
 #[tokio::test]
 async fn bios_pxelinux_boots_the_kernel() {
     let mac = "52:54:00:00:05:01";
-    let (log, seen) = boot(mac, "lpxelinux.0").await;
+    let (log, seen) = boot(Firmware::Bios, mac, "lpxelinux.0").await;
     assert_booted(&log, mac);
     assert!(
         seen.iter()
@@ -330,11 +431,23 @@ async fn bios_pxelinux_boots_the_kernel() {
 #[tokio::test]
 async fn bios_ipxe_script_boots_the_kernel() {
     let mac = "52:54:00:00:05:02";
-    let (log, seen) = boot(mac, "ipxe.cfg").await;
+    let (log, seen) = boot(Firmware::Bios, mac, "ipxe.cfg").await;
     assert_booted(&log, mac);
     assert!(
         seen.iter()
             .any(|r| r.loader == Loader::Ipxe && r.mac == mac.parse().ok()),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn uefi_shim_grub_boots_the_kernel() {
+    let mac = "52:54:00:00:05:03";
+    let (log, seen) = boot(Firmware::Uefi, mac, "bootx64.efi").await;
+    assert_booted(&log, mac);
+    assert!(
+        seen.iter()
+            .any(|r| r.loader == Loader::Grub && r.mac == mac.parse().ok()),
         "{seen:?}"
     );
 }
