@@ -95,9 +95,9 @@ pub fn commission_new(
     run(c, user, sm, &action).map(|_| ())
 }
 
-/// Applies `action` to the stored machine, carries out the field effects,
-/// queues the I/O ones, writes the machine and an event. A concurrent write
-/// to the same machine gives `Ok(None)` so callers can retry.
+/// Applies `action` to the stored machine and persists the outcome with
+/// [`commit_outcome`]. A concurrent write to the same machine gives
+/// `Ok(None)` so callers can retry.
 fn try_run(
     c: &mut Call<'_>,
     user: &User,
@@ -105,7 +105,6 @@ fn try_run(
     action: &Action,
 ) -> Result<Option<maas_core::Outcome>, ApiError> {
     let cfg = lifecycle_config(c.conn)?;
-    let before = sm.record.machine.status;
     let out = maas_core::apply(
         &sm.record.machine,
         &actor(user),
@@ -114,6 +113,26 @@ fn try_run(
         &cfg,
     )
     .map_err(refusal)?;
+    commit_outcome(c.conn, &user.username, sm, out, c.now_ms)
+}
+
+/// Persists a life-cycle outcome (from `maas_core::apply` or
+/// `maas_core::signals::handle`) for the machine: applies its field effects,
+/// queues the I/O ones, writes the machine (version-checked) and one event
+/// by `actor` (a username; empty for the machine itself or the system).
+///
+/// Both the REST API's actions and the metadata API's signals go through
+/// here so an outcome is handled the same whoever caused it. Returns
+/// `Ok(None)` without writing anything when the machine was changed
+/// concurrently since it was read (callers retry or answer 409).
+pub fn commit_outcome(
+    conn: &mut DbConn,
+    actor: &str,
+    sm: &mut StoredMachine,
+    out: maas_core::Outcome,
+    now_ms: i64,
+) -> Result<Option<maas_core::Outcome>, ApiError> {
+    let before = sm.record.machine.status;
     out.apply_to(&mut sm.record.machine);
     for e in &out.effects {
         match e {
@@ -137,12 +156,14 @@ fn try_run(
             )),
             Effect::PowerCycle => sm.record.extra.pending_power.push("cycle".into()),
             Effect::QueryPower => sm.record.extra.pending_power.push("query".into()),
+            Effect::ApplyDefaultStorageLayout => apply_default_layout(sm),
             _ => {}
         }
     }
+    sm.record.extra.status_message = out.event.clone();
     if out.effects.contains(&Effect::DeleteMachine) {
-        machines::delete(c.conn, &sm.record.machine.system_id)?;
-    } else if !machines::update(c.conn, sm, c.now_ms)? {
+        machines::delete(conn, &sm.record.machine.system_id)?;
+    } else if !machines::update(conn, sm, now_ms)? {
         return Ok(None);
     } else {
         sm.version += 1;
@@ -153,17 +174,27 @@ fn try_run(
     } else {
         format!("{} ({} -> {})", out.event, before.label(), m.status.label())
     };
-    sm.record.extra.status_message = out.event.clone();
-    event(
-        c.conn,
-        m,
-        &user.username,
-        "INFO",
-        m.status.label(),
-        &desc,
-        c.now_ms,
-    )?;
+    event(conn, m, actor, "INFO", m.status.label(), &desc, now_ms)?;
     Ok(Some(out))
+}
+
+/// MAAS applies the default layout (flat) after commissioning; a machine
+/// without a usable boot disk simply keeps no layout (as MAAS logs and
+/// carries on).
+fn apply_default_layout(sm: &mut StoredMachine) {
+    use maas_core::storage::layout::{LayoutRequest, StorageLayout, apply_layout};
+    if sm.record.machine.boot_disk().is_none() {
+        return;
+    }
+    let req = LayoutRequest::new(StorageLayout::Flat);
+    match apply_layout(&mut sm.record.machine, &req) {
+        Ok(()) => sm.record.extra.storage_layout = "flat".into(),
+        Err(e) => tracing::warn!(
+            system_id = %sm.record.machine.system_id,
+            error = %e,
+            "default storage layout not applied"
+        ),
+    }
 }
 
 fn run(
