@@ -6,7 +6,9 @@
 //! from the same route table that serves requests ([`api`]), and
 //! persistence on SQLite (default, WAL) or PostgreSQL through one diesel
 //! connection type ([`db`]). Machine life-cycle decisions come from
-//! `maas_core::actions`; this crate persists them with an event each.
+//! `maas_core::actions`; this crate persists them with an event each. The
+//! metadata API under `/MAAS/metadata/` ([`metadata`]) serves cloud-init,
+//! curtin and the ephemeral environment with per-node OAuth tokens.
 //!
 //! ```
 //! # async fn demo() -> maas_server::Result<()> {
@@ -37,6 +39,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 mod error;
+pub mod metadata;
 pub mod oauth;
 pub mod seed;
 
@@ -105,6 +108,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/MAAS/accounts/authenticate/", any(authenticate))
         .route("/MAAS/api/1.0/{*rest}", any(api_gone))
         .route("/MAAS/api/2.0/{*rest}", any(api_dispatch))
+        .route("/MAAS/metadata", any(metadata::handle))
+        .route("/MAAS/metadata/", any(metadata::handle))
+        .route("/MAAS/metadata/{*rest}", any(metadata::handle))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
