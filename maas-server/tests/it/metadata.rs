@@ -85,6 +85,15 @@ async fn node_post(f: &Fixture, auth: Option<&str>, uri: &str, ctype: &str, body
     send_raw(f, req).await.0
 }
 
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 async fn status_of(f: &Fixture, sid: &str) -> String {
     let (_, body) = f.get(&format!("/MAAS/api/2.0/machines/{sid}/")).await;
     let m: Value = serde_json::from_str(&body).unwrap();
@@ -138,11 +147,35 @@ async fn signals_and_webhook_events_move_the_machine() {
         200
     );
     assert_eq!(status_of(&f, &n.sid).await, "Commissioning");
+    // Commissioning output arrives as form parts named after the script.
+    let lsblk = r#"{"blockdevices":[{"name":"sda","size":107374182400,"type":"disk","ro":false,"rota":false,"log-sec":512}]}"#;
+    let body = format!(
+        "op=signal&status=WORKING&exit_status=0&00-maas-07-block-devices={}&00-maas-02-meminfo={}",
+        url_encode(lsblk),
+        url_encode("MemTotal: 8388608 kB\n")
+    );
+    assert_eq!(node_post(&f, Some(&n.auth()), uri, form, &body).await, 200);
     assert_eq!(
         node_post(&f, Some(&n.auth()), uri, form, "op=signal&status=OK").await,
         200
     );
     assert_eq!(status_of(&f, &n.sid).await, "Ready");
+    // Hardware and the default (flat) layout on the boot disk are stored.
+    let sid: maas_core::SystemId = n.sid.parse().unwrap();
+    let mut conn = f.state.pool.get().unwrap();
+    let sm = maas_server::db::machines::get(&mut conn, &sid)
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    assert_eq!(sm.record.machine.memory_mib, 8192);
+    assert_eq!(sm.record.machine.block_devices[0].name, "sda");
+    assert_eq!(sm.record.extra.storage_layout, "flat");
+    assert!(sm.record.machine.storage.mounted_at("/").is_some());
+    let (st, body) = f
+        .get(&format!("/MAAS/api/2.0/nodes/{}/results/", n.sid))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("00-maas-07-block-devices"), "{body}");
 
     // The webhook: 401 without a token, 400 on a bad body, 204 otherwise.
     let hook = format!("/MAAS/metadata/status/{}", n.sid);
