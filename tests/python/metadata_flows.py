@@ -240,6 +240,21 @@ def scenario_ephemeral():
     assert results["99-custom-hello"]["stdout"] == "custom-hello\n", results
     assert results["00-maas-01-cpuinfo"]["status_name"] == "Passed", results
 
+    # Custom testing scripts run when the machine is tested.
+    body, ctype = R.multipart(
+        [("name", "50-custom-test"), ("type", "testing")],
+        [("script", b"#!/bin/sh\necho tested\n")])
+    st, text = R.http(API + "/scripts/", data=body, headers={"Content-Type": ctype},
+                      creds=ADMIN, method="POST")
+    assert st == 200, text
+    api("POST", "/machines/%s/" % sid, [("op", "test")])
+    expect_status(sid, "Testing")
+    assert R.run_all(creds, "OK", kind="testing") == 0
+    expect_status(sid, "Ready")
+    sets = api("GET", "/nodes/%s/results/" % sid, query={"type": "testing"})
+    assert sets[0]["results"][0]["name"] == "50-custom-test", sets
+    assert sets[0]["results"][0]["stdout"] == "tested\n", sets
+
     # 3. Deploy: preseed, curtin events, netboot off, user-data -> Deployed.
     api("POST", "/machines/%s/" % sid, [("op", "deploy"), ("distro_series", "noble")])
     expect_status(sid, "Deploying")
