@@ -46,9 +46,15 @@ pub async fn serve(
         let app = app.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
+            // The address this connection came to: the rack address to put
+            // in generated configs when the router was given a wildcard.
+            let here = stream.local_addr().ok().map(LocalAddr);
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(here) = here {
+                        req.extensions_mut().insert(here);
+                    }
                     app.clone().oneshot(req.map(Body::new))
                 },
             );
@@ -72,6 +78,10 @@ pub async fn serve(
 /// Bytes read per chunk when streaming a file.
 const CHUNK: usize = 512 * 1024;
 
+/// The local address of a connection, set by [`serve`].
+#[derive(Clone, Copy, Debug)]
+struct LocalAddr(SocketAddr);
+
 #[derive(Clone)]
 struct Trees {
     images: Arc<dyn BootTree>,
@@ -82,7 +92,8 @@ struct Trees {
 /// The HTTP boot router.
 ///
 /// `local` is the rack address clients reach this router on; generated configs
-/// put it in their URLs. The router needs `ConnectInfo<SocketAddr>`: serve it
+/// put it in their URLs. If it is a wildcard (`0.0.0.0`, `::`), [`serve`]
+/// uses each connection's own local address instead. The router needs `ConnectInfo<SocketAddr>`: serve it
 /// with [`serve`] (which firmware needs anyway), or axum's
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(images: Arc<dyn BootTree>, boot: Arc<dyn BootTree>, local: SocketAddr) -> Router {
@@ -129,10 +140,11 @@ async fn serve_path(
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    let client = Client {
-        peer,
-        local: trees.local,
+    let local = match req.extensions().get::<LocalAddr>() {
+        Some(LocalAddr(here)) if trees.local.ip().is_unspecified() => *here,
+        _ => trees.local,
     };
+    let client = Client { peer, local };
     let opened = match path.strip_first("images") {
         Some(rest) => trees.images.open(&rest, &client).await,
         None => trees.boot.open(&path, &client).await,
