@@ -25,7 +25,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${LAB_CACHE:-$HOME/.cache/maas-rs/lab}
-MIRROR=${LAB_DEBIAN_MIRROR:-$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2}')}
+MIRROR=${LAB_DEBIAN_MIRROR:-$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2; exit}')}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 mkdir -p "$CACHE"
@@ -39,9 +39,14 @@ VENV=$("$REPO/scripts/venv-path.sh")
 [[ -x $VENV/bin/json2streams ]] || die "json2streams missing: install PyPI python-simplestreams (scripts/deps/lab.pip)"
 
 hash_of() { sha256sum | cut -c1-16; }
+# Each step builds in a scratch directory next to its cache entry and renames
+# it into place when complete; a failed step leaves nothing behind.
+WORK=
+trap 'rm -rf "${WORK:-/nonexistent}"' EXIT
 TIMINGS=()
 timed() { # NAME CMD...
-  local t0=$SECONDS; "$@"; TIMINGS+=("$1 $((SECONDS - t0))")
+  local name=$1 t0=$SECONDS; shift
+  "$@"; TIMINGS+=("$name $((SECONDS - t0))")
 }
 
 # --- the kernel ----------------------------------------------------------------
@@ -52,7 +57,7 @@ KDEBVER=$(apt-cache policy "$KPKG" | awk '/Candidate:/{print $2}')
 KDIR=$CACHE/kernel-$KVER-$KDEBVER
 
 fetch_kernel() {
-  local w; w=$(mktemp -d "$CACHE/.kernel.XXXX")
+  local w; w=$(mktemp -d "$CACHE/.kernel.XXXX"); WORK=$w
   (cd "$w" && apt-get download -q "$KPKG" >/dev/null)
   dpkg-deb -x "$w"/*.deb "$w/root"
   mkdir -p "$w/out"
@@ -107,7 +112,7 @@ copy_with_libs() { # ROOT BIN...
 EPH_KEY=$( { cat "$0" "$HERE"/ephemeral/*; echo "$KVER $KDEBVER"; busybox 2>&1 | head -1; } | hash_of)
 EPH=$CACHE/ephemeral-$EPH_KEY
 build_ephemeral() {
-  local w; w=$(mktemp -d "$CACHE/.eph.XXXX")
+  local w; w=$(mktemp -d "$CACHE/.eph.XXXX"); WORK=$w
   # initrd: busybox, the modules, /init.
   local i=$w/initrd
   mkdir -p "$i"/{bin,dev,proc,sys,run,tmp,root,lib/modules}
@@ -124,6 +129,14 @@ build_ephemeral() {
   for a in $(/bin/busybox --list); do [[ -e $r/bin/$a ]] || ln -s busybox "$r/bin/$a"; done
   copy_with_libs "$r" /usr/sbin/sfdisk /usr/sbin/mke2fs /usr/sbin/mkfs.vfat /usr/sbin/wipefs \
     /usr/sbin/blkid /usr/bin/extlinux
+  # The tools maasd's builtin commissioning scripts call (`lsblk -J`, `ip -j`,
+  # `lspci -nnmm`, `lsusb`): the real ones, ahead of busybox's on the PATH.
+  local t
+  for t in lsblk ip lspci lsusb; do
+    copy_with_libs "$r" "$(command -v "$t")"
+    mkdir -p "$r/usr/local/bin"; ln -sf "$(command -v "$t")" "$r/usr/local/bin/$t"
+  done
+  mkdir -p "$r/usr/share/misc"; cp /usr/share/misc/pci.ids "$r/usr/share/misc/" 2>/dev/null || true
   ln -sf /usr/sbin/mke2fs "$r/sbin/mkfs.ext4"
   cp /usr/lib/syslinux/mbr/mbr.bin /usr/lib/syslinux/mbr/gptmbr.bin "$r/lab/"
   # UEFI: a standalone GRUB for the ESP that finds the installed root by the
@@ -145,11 +158,13 @@ build_ephemeral() {
 [[ -f $EPH/squashfs ]] || timed ephemeral build_ephemeral
 
 # --- the deployable Debian (root-tgz) -----------------------------------------
-ROOT_PKGS=systemd-sysv,udev,kmod,cloud-init,ifupdown,isc-dhcp-client,openssh-server,sudo,netbase,iproute2,ca-certificates
+# python3-cffi-backend: debootstrap does not resolve the virtual package
+# python3-cryptography needs (python3-cffi-backend-api-*).
+ROOT_PKGS=systemd-sysv,udev,kmod,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,openssh-server,sudo,netbase,iproute2,ca-certificates
 ROOT_KEY=$( { sed -n '/^# --- the deployable/,/^# --- the mirror/p' "$0"; cat "$HERE/ephemeral/local-init"; echo "$ROOT_PKGS $KVER $KDEBVER $MIRROR"; } | hash_of)
 ROOT=$CACHE/root-$ROOT_KEY
 build_root() {
-  local w; w=$(mktemp -d "$CACHE/.root.XXXX")
+  local w; w=$(mktemp -d "$CACHE/.root.XXXX"); WORK=$w
   local r=$w/rootfs
   debootstrap --variant=minbase --include="$ROOT_PKGS" "$SUITE" "$r" "$MIRROR" >"$w/debootstrap.log" 2>&1 ||
     { tail -20 "$w/debootstrap.log" >&2; die "debootstrap failed"; }
@@ -171,8 +186,7 @@ build_root() {
   install -m 755 "$HERE/ephemeral/local-init" "$i/init"
   (cd "$i" && find . | cpio -o -H newc --quiet | gzip -6) > "$r/boot/initrd.img-$KVER"
   ln -sf "vmlinuz-$KVER" "$r/boot/vmlinuz"; ln -sf "initrd.img-$KVER" "$r/boot/initrd.img"
-  # A serial console for the lab's logs; no stale machine identity.
-  ln -sf /lib/systemd/system/serial-getty@.service "$r/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+  # No identity baked into the image: each machine makes its own.
   : > "$r/etc/machine-id"; rm -f "$r"/etc/ssh/ssh_host_*
   rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r"/usr/share/doc "$r"/usr/share/man
   mkdir -p "$w/out"
@@ -193,7 +207,7 @@ fi
 OUT_KEY=$( { echo "$EPH_KEY $ROOT_KEY $KVER $KDEBVER"; gpg --export | sha256sum; sed -n '/^# --- the mirror/,$p' "$0"; } | hash_of)
 OUT=$CACHE/mirror-$OUT_KEY
 build_mirror() {
-  local w; w=$(mktemp -d "$CACHE/.mirror.XXXX")
+  local w; w=$(mktemp -d "$CACHE/.mirror.XXXX"); WORK=$w
   local m=$w/mirror serial
   serial=$(date -u +%Y%m%d)
   local base=$SUITE/amd64/$serial
@@ -207,6 +221,19 @@ build_mirror() {
 import hashlib, json, os, sys
 root, base, serial, kpkg = sys.argv[1:]
 items = []
+# The Debian product, and the same files once more under the name maasd's
+# rack asks for when it boots its commissioning release (ubuntu/noble): the
+# lab has no Ubuntu image, and says so in release_title.
+products = [
+    dict(product_name="com.ubuntu.maas.stable:v3:boot:12:amd64:generic", os="debian",
+         release="bookworm", release_codename="Bookworm", release_title="Debian 12",
+         version="12", subarch="generic", subarches="generic", krel="bookworm"),
+    dict(product_name="com.ubuntu.maas.stable:v3:boot:24.04:amd64:ga-24.04", os="ubuntu",
+         release="noble", release_codename="Noble Numbat",
+         release_title="Debian 12 (maas-rs lab stand-in for the Ubuntu commissioning release)",
+         version="24.04", subarch="ga-24.04", subarches="generic,ga-24.04,hwe-24.04", krel="noble"),
+]
+sums = {}
 for name, rel in [("boot-kernel", f"{base}/generic/boot-kernel"),
                   ("boot-initrd", f"{base}/generic/boot-initrd"),
                   ("squashfs", f"{base}/squashfs"),
@@ -215,17 +242,15 @@ for name, rel in [("boot-kernel", f"{base}/generic/boot-kernel"),
     with open(os.path.join(root, rel), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    item = {"content_id": "com.ubuntu.maas:stable:v3:download",
-            "product_name": "com.ubuntu.maas.stable:v3:boot:12:amd64:generic",
-            "version_name": serial, "item_name": name, "ftype": name, "path": rel,
-            "sha256": h.hexdigest(), "size": os.path.getsize(os.path.join(root, rel)),
-            "os": "debian", "release": "bookworm", "release_codename": "Bookworm",
-            "release_title": "Debian 12", "version": "12", "arch": "amd64",
-            "subarch": "generic", "subarches": "generic", "kflavor": "generic",
-            "krel": "bookworm", "label": "stable"}
-    if name.startswith("boot-"):
-        item["kpackage"] = kpkg
-    items.append(item)
+    sums[name] = (rel, h.hexdigest(), os.path.getsize(os.path.join(root, rel)))
+for p in products:
+    for name, (rel, sha, size) in sums.items():
+        item = {"content_id": "com.ubuntu.maas:stable:v3:download", "version_name": serial,
+                "item_name": name, "ftype": name, "path": rel, "sha256": sha, "size": size,
+                "arch": "amd64", "kflavor": "generic", "label": "stable", **p}
+        if name.startswith("boot-"):
+            item["kpackage"] = kpkg
+        items.append(item)
 print(json.dumps(items))
 PY
   "$VENV/bin/json2streams" "$w/items.json" "$m" >/dev/null

@@ -22,9 +22,13 @@ awk '
     line = $0; sub(/^[ ]*- /, "", line)
     if (line !~ /^[A-Za-z_]+:/) next          # a scalar list entry (devices of a raid, …)
     if (rec != "") print rec
-    rec = ""; kv(line); next
+    match($0, /^[ ]*/); ind = RLENGTH + 2     # the indentation of the keys of this item
+    rec = ""; inrec = 1; kv(line); next
   }
-  /^[ ]+[A-Za-z_]+:/ && rec != "" { line = $0; sub(/^[ ]+/, "", line); kv(line) }
+  /^[ ]+[A-Za-z_]+:/ && inrec {
+    match($0, /^[ ]*/); if (RLENGTH != ind) next
+    line = $0; sub(/^[ ]+/, "", line); kv(line)
+  }
   function kv(l,   k, v) {
     k = l; sub(/:.*/, "", k); v = l; sub(/^[^:]*:[ ]*/, "", v)
     gsub(/^["\047]|["\047]$/, "", v)
@@ -33,6 +37,8 @@ awk '
   END { if (rec != "") print rec }
 ' "$CONFIG" > "$W/items"
 [ -s "$W/items" ] || { say "no storage config"; exit 1; }
+bad=$(tr '|' '\n' < "$W/items" | sed -n 's/^type=//p' | grep -v -x -e disk -e partition -e format -e mount | sort -u | tr '\n' ' ')
+[ -z "$bad" ] || { say "storage types not supported by the lab installer: $bad"; exit 1; }
 
 get() { # get FIELD RECORD
   echo "$2" | tr '|' '\n' | sed -n "s/^$1=//p" | head -n 1
@@ -194,10 +200,13 @@ awk -v T="$TARGET" '
   !s { next }
   /^  [^ ]/ { flush(); next }
   /^    content: \|/ { mode = "block"; next }
-  /^    content: / { v = $0; sub(/^    content: /, "", v); gsub(/^"|"$/, "", v); gsub(/\\n/, "\n", v); content = v; mode = ""; next }
+  /^    content: / { v = $0; sub(/^    content: /, "", v); gsub(/^"|"$/, "", v); gsub(/\\n/, "\n", v); content = v "\n"; mode = ""; next }
   /^    path: / { path = $0; sub(/^    path: /, "", path); gsub(/^"|"$/, "", path); mode = ""; next }
   mode == "block" { l = $0; sub(/^      /, "", l); content = content l "\n"; next }
-  function flush() { if (path != "") { f = T path; print content > f; close(f) } path = ""; content = ""; mode = "" }
+  function flush(   d) {
+    if (path != "") { f = T path; d = f; sub(/\/[^\/]*$/, "", d); system("mkdir -p \"" d "\""); printf "%s", content > f; close(f) }
+    path = ""; content = ""; mode = ""
+  }
   END { flush() }
 ' "$CONFIG"
-say "installed: root UUID $ROOT_UUID, kernel $KVER"
+say "installed: root UUID $ROOT_UUID, kernel $KVER at $(cut -d" " -f1 /proc/uptime) s"

@@ -15,7 +15,7 @@
 # Every run ends with cloud-init's `modules-final` finish event and the
 # preseed's power_state (poweroff or reboot).
 . /lab/maas.sh
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
 IFACE=$(cat /run/lab/bootif)
 MAC=$(cat "/sys/class/net/$IFACE/address")
 PRESEED_URL=
@@ -23,6 +23,23 @@ for w in $(cat /proc/cmdline); do
   case "$w" in cloud-config-url=*) PRESEED_URL=${w#cloud-config-url=} ;; esac
 done
 say "ephemeral environment $(cat /lab/VERSION) on $IFACE $MAC"
+# Installer self-test (tests/lab, no region): `lab.install=<curtin config URL>`
+# runs the installer against this machine's disks and powers off.
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    lab.install=*)
+      wget -q -O /tmp/curtin.yaml "${w#lab.install=}" || { say "FAIL cannot fetch ${w#lab.install=}"; exit 1; }
+      hint=
+      for v in $(cat /proc/cmdline); do case "$v" in root=squash:*) u=${v#root=squash:}; hint=${u%/*}/root-tgz ;; esac; done
+      mkdir -p /target
+      if /lab/curtin.sh /tmp/curtin.yaml /target "$hint"; then
+        sync; umount /target/boot/efi 2>/dev/null; umount /target; say "INSTALL-OK"
+      else
+        say "INSTALL-FAILED"
+      fi
+      exit 0 ;;
+  esac
+done
 [ -n "$PRESEED_URL" ] || { say "FAIL no cloud-config-url on the kernel command line"; exit 1; }
 http_get "$PRESEED_URL" /run/lab/preseed || { say "FAIL cannot read the preseed"; exit 1; }
 load_preseed /run/lab/preseed
@@ -108,14 +125,12 @@ commission() {
   : > /tmp/scripts.list
   if http_get "$METADATA_URL/latest/maas-scripts" /tmp/scripts.tar && [ -s /tmp/scripts.tar ]; then
     if xz -t /tmp/scripts.tar 2>/dev/null; then xz -dc /tmp/scripts.tar | tar -xf -; else tar -xf /tmp/scripts.tar; fi
-    # index.json: each script object starts with "name", "path", …, "script_result_id".
+    # index.json (pretty-printed or not): every script has a `path` under
+    # commissioning/ or testing/; MAAS's own index also has script_result_id.
     idx=$(find /tmp/scripts -name index.json | head -n 1)
     if [ -n "$idx" ]; then
-      grep -o '"name": *"[^"]*", *"path": *"[^"]*"\|"script_result_id": *[0-9]*' "$idx" | awk '
-        /"name"/ { if (n != "") print n, p, id; n = $0; sub(/^"name": *"/, "", n); sub(/".*/, "", n)
-                   p = $0; sub(/.*"path": *"/, "", p); sub(/"$/, "", p); id = ""; next }
-        /script_result_id/ { id = $0; gsub(/[^0-9]/, "", id) }
-        END { if (n != "") print n, p, id }' > /tmp/scripts.list
+      tr -d '\n' < "$idx" | grep -o '"path": *"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/' |
+        grep -E '^(commissioning|testing)/' | while read -r p; do echo "${p##*/} $p"; done > /tmp/scripts.list
     fi
   fi
   # No index (or an empty tarball): upload the builtin results by name.
@@ -125,9 +140,12 @@ commission() {
   while read -r name path srid; do
     out=/tmp/out.$name
     rc=0
-    if native_result "$name" "$out"; then :;
-    elif [ -n "$path" ] && [ -f "$(dirname "$idx")/$path" ] && head -n 1 "$(dirname "$idx")/$path" | grep -q '^#!/bin/\(ba\)\?sh'; then
-      sh "$(dirname "$idx")/$path" > "$out" 2>&1 || rc=$?
+    script=${path:+$(dirname "$idx")/$path}
+    # The script the region handed out when this environment can run it (a
+    # shell script); otherwise the same data produced natively.
+    if [ -n "$script" ] && [ -f "$script" ] && head -n 1 "$script" | grep -q '^#!/bin/sh\|^#!/bin/bash\|^#!/usr/bin/env sh'; then
+      sh "$script" > "$out" 2>"$out.err" </dev/null || rc=$?
+    elif native_result "$name" "$out"; then :
     else
       echo "not run: the lab's ephemeral environment has no Python" > "$out"
     fi
