@@ -154,9 +154,10 @@ fn qemu(ns: Option<&Netns>, fw: Firmware, dir: &Path, extra: &[String], log: &st
         .arg(format!("file:{}", serial.display()))
         .arg("-drive")
         .arg(format!(
-            "file={},if=virtio,format=raw,serial=lab-disk0",
+            "file={},if=none,id=d0,format=raw",
             dir.join("disk.img").display()
-        ));
+        ))
+        .args(["-device", "virtio-blk-pci,drive=d0,serial=lab-disk0"]);
     if fw == Firmware::Uefi {
         let vars = dir.join("vars.fd");
         if !vars.exists() {
@@ -168,13 +169,20 @@ fn qemu(ns: Option<&Netns>, fw: Firmware, dir: &Path, extra: &[String], log: &st
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,file={}", vars.display()));
     }
-    cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
+    let err_path = dir.join(format!("{log}.stderr"));
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    cmd.args(extra).stdout(Stdio::null()).stderr(err);
     let mut child = Guard(cmd.spawn().expect("start qemu"));
     let deadline = Instant::now() + Duration::from_secs(240);
     let read = || String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
     loop {
         if let Some(st) = child.0.try_wait().expect("wait qemu") {
-            assert!(st.success(), "qemu failed ({st}); serial:\n{}", read());
+            assert!(
+                st.success(),
+                "qemu failed ({st}): {}\nserial:\n{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default(),
+                read()
+            );
             return read();
         }
         assert!(

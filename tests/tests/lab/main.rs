@@ -10,5 +10,5 @@
 
 mod harness;
 mod images;
-// mod installer; (unfinished: wired in once it passes)
+mod installer;
 mod power;
