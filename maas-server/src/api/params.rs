@@ -32,6 +32,10 @@ pub fn parse_int(s: &str) -> Option<i64> {
     s.parse::<i64>().ok()
 }
 
+/// Parameters that carry file contents (keyrings, uploads, scripts),
+/// where a NUL byte is data rather than a malformed text.
+pub const BINARY_PARAMS: &[&str] = &["keyring_data", "content", "file", "script"];
+
 impl Params {
     /// Adds one value.
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
@@ -138,6 +142,17 @@ impl Params {
             .iter()
             .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
             .collect()
+    }
+
+    /// The first text parameter holding a NUL character, if any. Parameters
+    /// that carry files (`BINARY_PARAMS`) may hold any byte.
+    pub fn nul_in_text(&self) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(k, v)| {
+                k.contains('\0') || (!BINARY_PARAMS.contains(&k.as_str()) && v.contains(&0))
+            })
+            .map(|(k, _)| k.as_str())
     }
 
     /// Whether `key` was sent.
