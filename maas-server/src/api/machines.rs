@@ -811,7 +811,14 @@ pub fn node_token(
         let pw: String = (0..32)
             .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
             .collect();
-        users::create(conn, NODE_INIT_USER, "", &pw, false, now_ms)?;
+        // Two first `get_token` calls can race here (GET runs outside a
+        // transaction): the loser's insert fails on the unique username,
+        // and the user it wanted exists.
+        if let Err(e) = users::create(conn, NODE_INIT_USER, "", &pw, false, now_ms)
+            && users::by_name(conn, NODE_INIT_USER)?.is_none()
+        {
+            return Err(e.into());
+        }
     }
     let name = format!("node:{}", m.system_id);
     if let Some(t) = users::tokens_of(conn, NODE_INIT_USER)?
