@@ -331,6 +331,17 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .collect();
     cons.validate_names(&as_refs(&tags), &as_refs(&zones), &as_refs(&pools))
         .map_err(constraint_error)?;
+    // MAAS refuses an architecture it does not know (400) rather than
+    // finding no machine for it (409).
+    for a in c.params.get_list("arch") {
+        let base = a.split('/').next().unwrap_or_default();
+        if !super::machines::ARCHITECTURES.contains(&base) {
+            return Err(ApiError::field(
+                "arch",
+                format!("Architecture not recognised: {a}."),
+            ));
+        }
+    }
     let dry_run = c.params.bool_or("dry_run", false)?;
     let verbose = c.params.bool_or("verbose", false)?;
     let action = Action::Allocate(AllocateParams {

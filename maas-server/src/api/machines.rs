@@ -65,7 +65,7 @@ pub fn normalise_arch(arch: &str, subarch: Option<&str>) -> Result<String, ApiEr
         Some((a, s)) => (a, s.to_owned()),
         None => (arch, subarch.unwrap_or("generic").to_owned()),
     };
-    if !ARCHITECTURES.contains(&a) || s.is_empty() {
+    if !ARCHITECTURES.contains(&a) || s.is_empty() || s.contains('/') {
         return Err(ApiError::field(
             "architecture",
             format!(
@@ -971,6 +971,10 @@ mod tests {
             "amd64/hwe-22.04"
         );
         assert_eq!(normalise_arch("z80", None).unwrap_err().status, 400);
+        assert_eq!(
+            normalise_arch("amd64/generic/x", None).unwrap_err().status,
+            400
+        );
     }
 
     #[test]
