@@ -186,7 +186,8 @@ fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
         .ok_or_else(|| ApiError::not_found("No Machine matches the given query."))?;
     let m = &sm.record.machine;
     if !(user.is_superuser || m.owner.is_none() || m.owner.as_deref() == Some(&user.username)) {
-        return Err(ApiError::not_found("No Machine matches the given query."));
+        // MAAS's get_node_or_404: a machine the caller may not view is 403.
+        return Err(super::machines::not_viewable(m));
     }
     Ok((user, sm))
 }

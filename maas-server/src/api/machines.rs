@@ -136,9 +136,18 @@ fn load(c: &mut Call<'_>) -> Result<StoredMachine, ApiError> {
         .map_err(|_| ApiError::not_found(NOT_FOUND))?;
     let sm = machines::get(c.conn, &sid)?.ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     if !can_view(c, &sm.record.machine) {
-        return Err(ApiError::not_found(NOT_FOUND));
+        return Err(not_viewable(&sm.record.machine));
     }
     Ok(sm)
+}
+
+/// MAAS's answer for a machine that exists but that the caller may not
+/// view (`get_node_or_404` raises PermissionDenied): 403.
+pub fn not_viewable(m: &Machine) -> ApiError {
+    ApiError::forbidden(format!(
+        "You do not have permission to view machine {}.",
+        m.system_id
+    ))
 }
 
 /// Non-admins see unowned machines and their own (MAAS without RBAC).
