@@ -758,6 +758,13 @@ pub fn set_owner_data(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let user = c.user()?.clone();
     let mut sm = load(c)?;
     super::machine_ops::authorize_owner_edit(&sm.record.machine, &user)?;
+    // MAAS: owner data belongs to the owner; anyone else (an admin too)
+    // gets 409.
+    if sm.record.machine.owner.as_deref() != Some(user.username.as_str()) {
+        return Err(ApiError::conflict(
+            "Cannot set owner data: the machine is not owned by the requesting user.",
+        ));
+    }
     for k in c.params.keys() {
         if k == "op" {
             continue;
