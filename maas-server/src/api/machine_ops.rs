@@ -166,14 +166,29 @@ fn try_run(
     Ok(Some(out))
 }
 
+/// The 409 of a write that lost a race with another request.
+pub const CHANGED_CONCURRENTLY: &str = "The machine was changed by another request; retry.";
+
 fn run(
     c: &mut Call<'_>,
     user: &User,
     sm: &mut StoredMachine,
     action: &Action,
 ) -> Result<maas_core::Outcome, ApiError> {
-    try_run(c, user, sm, action)?
-        .ok_or_else(|| ApiError::conflict("The machine was changed by another request; retry."))
+    try_run(c, user, sm, action)?.ok_or_else(|| ApiError::conflict(CHANGED_CONCURRENTLY))
+}
+
+/// MAAS checks commission and test through forms that refuse a status
+/// their action does not list with a 400 validation error, not a 409.
+fn as_form_error(e: ApiError, display: &str) -> ApiError {
+    match &e.body {
+        ErrorBody::Text(t) if e.status == 409 && t != CHANGED_CONCURRENTLY => {
+            ApiError::bad_request(format!(
+                "{display} is not available because of the current state of the node."
+            ))
+        }
+        _ => e,
+    }
 }
 
 fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
@@ -424,7 +439,7 @@ pub fn commission(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         testing_scripts: csv(c, "testing_scripts"),
         comment: comment(c),
     });
-    simple(c, a)
+    simple(c, a).map_err(|e| as_form_error(e, "Commission"))
 }
 
 /// `POST machines/{id}/?op=test`.
@@ -436,7 +451,7 @@ pub fn test(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         destructive: false,
         comment: comment(c),
     });
-    simple(c, a)
+    simple(c, a).map_err(|e| as_form_error(e, "Test"))
 }
 
 /// `POST machines/{id}/?op=abort`.
