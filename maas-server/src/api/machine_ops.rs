@@ -584,7 +584,7 @@ pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::SetStorageLayout)
         .map_err(refusal)?;
     if sm.record.machine.status != NodeStatus::Ready {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::conflict(
             "Cannot change the storage layout on a machine that is not Ready.",
         ));
     }
