@@ -609,12 +609,37 @@ pub fn accept(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             .map_err(|_| ApiError::bad_request(format!("Unknown machine(s): {id}.")))?;
         let mut sm = machines::get(c.conn, &sid)?
             .ok_or_else(|| ApiError::bad_request(format!("Unknown machine(s): {id}.")))?;
-        if sm.record.machine.status == NodeStatus::New {
-            run(c, &user, &mut sm, &Action::Accept)?;
-            out.push(render(c, &sm)?);
+        let m = &sm.record.machine;
+        // As MAAS: the admin permission excludes locked machines (403);
+        // Ready and Commissioning are already accepted; anything else 409.
+        if m.locked {
+            return Err(ApiError::forbidden(format!(
+                "You don't have the required permission to accept the following machine(s): {id}."
+            )));
+        }
+        match m.status {
+            NodeStatus::New => {
+                run(c, &user, &mut sm, &Action::Accept)?;
+                out.push(render(c, &sm)?);
+            }
+            NodeStatus::Ready | NodeStatus::Commissioning => {}
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "Cannot accept node enlistment: node {id} is in state {}.",
+                    other.label()
+                )));
+            }
         }
     }
     Ok(Reply::Json(Value::Array(out)))
+}
+
+/// `POST machines/?op=accept` without credentials: MAAS's anonymous
+/// handler answers 401.
+pub fn anon_accept(_c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    Err(ApiError::unauthorized(
+        "You must be logged in to accept machines.",
+    ))
 }
 
 /// `POST machines/?op=accept_all` (admin).
