@@ -298,6 +298,21 @@ pub fn release_many(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             unknown.join(", ")
         )));
     }
+    // MAAS checks the edit permission on every machine first: 403 naming
+    // those the caller may not release.
+    let denied: Vec<String> = found
+        .iter()
+        .filter(|sm| {
+            maas_core::actions::authorize(&sm.record.machine, &actor(&user), &action).is_err()
+        })
+        .map(|sm| sm.record.machine.system_id.to_string())
+        .collect();
+    if !denied.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "You don't have the required permission to release the following machine(s): {}.",
+            denied.join(", ")
+        )));
+    }
     let mut released = Vec::new();
     let mut refused = Vec::new();
     for mut sm in found {
