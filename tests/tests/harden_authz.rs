@@ -760,3 +760,53 @@ fn the_oracle_follows_the_issue_rules() {
         assert_eq!(maas(op, &f, Who::Admin).code, 200, "{op:?}");
     }
 }
+
+fn run_clone(m: &Maasd) {
+    let admin = ApiKey::parse(&m.admin_key("admin", "pw-admin").unwrap()).unwrap();
+    let alice = m.create_user(&admin, "alice", "pw-alice", false).unwrap();
+    let mut specs: Vec<Value> = (0..4).map(|i| machine_spec(i, &format!("c{i}"))).collect();
+    specs[0]["disks"][0]["tags"] = json!(["ssd"]);
+    specs[3]["status"] = json!("DEPLOYED");
+    specs[3]["owner"] = json!("alice");
+    let ids = m.load_machines(&Value::Array(specs)).unwrap();
+    let (src, dst, dst2, deployed) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let clone = |key: Option<ApiKey>, dest: &str| {
+        Client::new(&m.addr, key)
+            .post(
+                "/MAAS/api/2.0/machines/?op=clone",
+                &[
+                    ("source", src.as_str()),
+                    ("destinations", dest),
+                    ("storage", "true"),
+                ],
+            )
+            .unwrap()
+    };
+    let tags_of = |id: &str| {
+        let r = Client::new(&m.addr, Some(admin.clone()))
+            .get(&format!("/MAAS/api/2.0/machines/{id}/"))
+            .unwrap();
+        r.json().unwrap()["blockdevice_set"][0]["tags"].clone()
+    };
+    // Anonymous: AnonMachinesHandler has no clone (400, as MAAS).
+    assert_eq!(clone(None, dst).status, 400);
+    // A non-admin: MAAS's CloneForm offers them no destination (400);
+    // maasd refuses outright (403). Either way nothing is copied.
+    let r = clone(Some(alice), dst);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(tags_of(dst), json!([]));
+    // A destination that is not Ready or Failed testing: 400.
+    let r = clone(Some(admin.clone()), deployed);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // The admin clones storage: 204 and the destination has the source's
+    // disk tags.
+    let r = clone(Some(admin.clone()), dst2);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(tags_of(dst2), json!(["ssd"]));
+}
+
+#[test]
+fn clone_is_for_admins_on_sqlite() {
+    let m = Maasd::start_opts(&maasd_binary().unwrap(), &StartOpts::default()).unwrap();
+    run_clone(&m);
+}
