@@ -1,5 +1,5 @@
 //! Secrets: BMC passwords, API token secrets and user passwords never
-//! appear in `maasd`'s log (run at debug level through a full session:
+//! appear in `maasd`'s log (run at trace level, debug and all, through a full session:
 //! machine creation with IPMI/Redfish credentials, updates, logins, token
 //! creation, the node token, allocation, deploy, release, failed logins and
 //! bad signatures), in the event log, or in any API output to a
@@ -23,7 +23,7 @@ fn secrets_stay_out_of_logs_events_and_non_admin_output() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("maasd.log");
     let opts = StartOpts {
-        log_filter: Some("debug".into()),
+        log_filter: Some("trace".into()),
         log_file: Some(log.clone()),
         ..Default::default()
     };
