@@ -107,6 +107,7 @@ impl AppState {
 
 /// The HTTP application.
 pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.max_body_bytes;
     Router::new()
         .route("/MAAS/api/version/", get(api_version_text))
         .route("/MAAS/api/2.0/describe/", get(describe))
@@ -118,7 +119,32 @@ pub fn app(state: Arc<AppState>) -> Router {
         // route knows (axum's defaults have empty bodies).
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        // The body limit holds on every route: extractors stop at it, and
+        // a Content-Length above it is refused before anything is read.
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            refuse_announced_overflow,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// 413 for a request whose Content-Length is over `limit`, without waiting
+/// for a body that may never come.
+async fn refuse_announced_overflow(
+    State(limit): State<usize>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    next.run(req).await
 }
 
 async fn no_route(uri: axum::http::Uri) -> Response {
@@ -169,16 +195,6 @@ async fn describe(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 async fn api_dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let limit = state.max_body_bytes;
-    // Refuse from the header: a client announcing more than the limit is
-    // not waited for.
-    let announced = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
-    }
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         // http-body-util's `LengthLimitError` (chunked bodies that grow
