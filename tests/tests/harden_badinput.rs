@@ -555,6 +555,23 @@ fn corpus(c: &Ctx) -> Vec<Bad> {
     .into_bytes();
     lying.extend_from_slice(b"name=x");
     add("content-length 10 GB".into(), lying, Some(413));
+    // The same on the password login, outside the API router.
+    let mut lying_login = b"POST /MAAS/accounts/authenticate/ HTTP/1.1\r\nHost: maas.test\r\n\
+        Connection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+        Content-Length: 10000000000\r\n\r\n"
+        .to_vec();
+    lying_login.extend_from_slice(b"username=admin");
+    add("login content-length 10 GB".into(), lying_login, Some(413));
+    add(
+        "login body over the limit".into(),
+        build(
+            "POST",
+            "/MAAS/accounts/authenticate/",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &big,
+        ),
+        Some(413),
+    );
     // Chunked, no Content-Length: the limit still holds.
     let mut chunked = format!(
         "POST {API}/zones/ HTTP/1.1\r\nHost: maas.test\r\nConnection: close\r\nAuthorization: {}\r\n\
