@@ -197,14 +197,29 @@ fn apply_default_layout(sm: &mut StoredMachine) {
     }
 }
 
+/// The 409 of a write that lost a race with another request.
+pub const CHANGED_CONCURRENTLY: &str = "The machine was changed by another request; retry.";
+
 fn run(
     c: &mut Call<'_>,
     user: &User,
     sm: &mut StoredMachine,
     action: &Action,
 ) -> Result<maas_core::Outcome, ApiError> {
-    try_run(c, user, sm, action)?
-        .ok_or_else(|| ApiError::conflict("The machine was changed by another request; retry."))
+    try_run(c, user, sm, action)?.ok_or_else(|| ApiError::conflict(CHANGED_CONCURRENTLY))
+}
+
+/// MAAS checks commission and test through forms that refuse a status
+/// their action does not list with a 400 validation error, not a 409.
+fn as_form_error(e: ApiError, display: &str) -> ApiError {
+    match &e.body {
+        ErrorBody::Text(t) if e.status == 409 && t != CHANGED_CONCURRENTLY => {
+            ApiError::bad_request(format!(
+                "{display} is not available because of the current state of the node."
+            ))
+        }
+        _ => e,
+    }
 }
 
 fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
@@ -217,7 +232,8 @@ fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
         .ok_or_else(|| ApiError::not_found("No Machine matches the given query."))?;
     let m = &sm.record.machine;
     if !(user.is_superuser || m.owner.is_none() || m.owner.as_deref() == Some(&user.username)) {
-        return Err(ApiError::not_found("No Machine matches the given query."));
+        // MAAS's get_node_or_404: a machine the caller may not view is 403.
+        return Err(super::machines::not_viewable(m));
     }
     Ok((user, sm))
 }
@@ -313,6 +329,21 @@ pub fn release_many(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             unknown.join(", ")
         )));
     }
+    // MAAS checks the edit permission on every machine first: 403 naming
+    // those the caller may not release.
+    let denied: Vec<String> = found
+        .iter()
+        .filter(|sm| {
+            maas_core::actions::authorize(&sm.record.machine, &actor(&user), &action).is_err()
+        })
+        .map(|sm| sm.record.machine.system_id.to_string())
+        .collect();
+    if !denied.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "You don't have the required permission to release the following machine(s): {}.",
+            denied.join(", ")
+        )));
+    }
     let mut released = Vec::new();
     let mut refused = Vec::new();
     for mut sm in found {
@@ -362,6 +393,17 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .collect();
     cons.validate_names(&as_refs(&tags), &as_refs(&zones), &as_refs(&pools))
         .map_err(constraint_error)?;
+    // MAAS refuses an architecture it does not know (400) rather than
+    // finding no machine for it (409).
+    for a in c.params.get_list("arch") {
+        let base = a.split('/').next().unwrap_or_default();
+        if !super::machines::ARCHITECTURES.contains(&base) {
+            return Err(ApiError::field(
+                "arch",
+                format!("Architecture not recognised: {a}."),
+            ));
+        }
+    }
     let dry_run = c.params.bool_or("dry_run", false)?;
     let verbose = c.params.bool_or("verbose", false)?;
     let action = Action::Allocate(AllocateParams {
@@ -443,7 +485,7 @@ pub fn commission(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         testing_scripts: csv(c, "testing_scripts"),
         comment: comment(c),
     });
-    simple(c, a)
+    simple(c, a).map_err(|e| as_form_error(e, "Commission"))
 }
 
 /// `POST machines/{id}/?op=test`.
@@ -455,7 +497,7 @@ pub fn test(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         destructive: false,
         comment: comment(c),
     });
-    simple(c, a)
+    simple(c, a).map_err(|e| as_form_error(e, "Test"))
 }
 
 /// `POST machines/{id}/?op=abort`.
@@ -588,7 +630,7 @@ pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::SetStorageLayout)
         .map_err(refusal)?;
     if sm.record.machine.status != NodeStatus::Ready {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::conflict(
             "Cannot change the storage layout on a machine that is not Ready.",
         ));
     }
@@ -613,12 +655,37 @@ pub fn accept(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             .map_err(|_| ApiError::bad_request(format!("Unknown machine(s): {id}.")))?;
         let mut sm = machines::get(c.conn, &sid)?
             .ok_or_else(|| ApiError::bad_request(format!("Unknown machine(s): {id}.")))?;
-        if sm.record.machine.status == NodeStatus::New {
-            run(c, &user, &mut sm, &Action::Accept)?;
-            out.push(render(c, &sm)?);
+        let m = &sm.record.machine;
+        // As MAAS: the admin permission excludes locked machines (403);
+        // Ready and Commissioning are already accepted; anything else 409.
+        if m.locked {
+            return Err(ApiError::forbidden(format!(
+                "You don't have the required permission to accept the following machine(s): {id}."
+            )));
+        }
+        match m.status {
+            NodeStatus::New => {
+                run(c, &user, &mut sm, &Action::Accept)?;
+                out.push(render(c, &sm)?);
+            }
+            NodeStatus::Ready | NodeStatus::Commissioning => {}
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "Cannot accept node enlistment: node {id} is in state {}.",
+                    other.label()
+                )));
+            }
         }
     }
     Ok(Reply::Json(Value::Array(out)))
+}
+
+/// `POST machines/?op=accept` without credentials: MAAS's anonymous
+/// handler answers 401.
+pub fn anon_accept(_c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    Err(ApiError::unauthorized(
+        "You must be logged in to accept machines.",
+    ))
 }
 
 /// `POST machines/?op=accept_all` (admin).

@@ -65,7 +65,7 @@ pub fn normalise_arch(arch: &str, subarch: Option<&str>) -> Result<String, ApiEr
         Some((a, s)) => (a, s.to_owned()),
         None => (arch, subarch.unwrap_or("generic").to_owned()),
     };
-    if !ARCHITECTURES.contains(&a) || s.is_empty() {
+    if !ARCHITECTURES.contains(&a) || s.is_empty() || s.contains('/') {
         return Err(ApiError::field(
             "architecture",
             format!(
@@ -136,9 +136,18 @@ fn load(c: &mut Call<'_>) -> Result<StoredMachine, ApiError> {
         .map_err(|_| ApiError::not_found(NOT_FOUND))?;
     let sm = machines::get(c.conn, &sid)?.ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     if !can_view(c, &sm.record.machine) {
-        return Err(ApiError::not_found(NOT_FOUND));
+        return Err(not_viewable(&sm.record.machine));
     }
     Ok(sm)
+}
+
+/// MAAS's answer for a machine that exists but that the caller may not
+/// view (`get_node_or_404` raises PermissionDenied): 403.
+pub fn not_viewable(m: &Machine) -> ApiError {
+    ApiError::forbidden(format!(
+        "You do not have permission to view machine {}.",
+        m.system_id
+    ))
 }
 
 /// Non-admins see unowned machines and their own (MAAS without RBAC).
@@ -827,6 +836,13 @@ pub fn set_owner_data(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let user = c.user()?.clone();
     let mut sm = load(c)?;
     super::machine_ops::authorize_owner_edit(&sm.record.machine, &user)?;
+    // MAAS: owner data belongs to the owner; anyone else (an admin too)
+    // gets 409.
+    if sm.record.machine.owner.as_deref() != Some(user.username.as_str()) {
+        return Err(ApiError::conflict(
+            "Cannot set owner data: the machine is not owned by the requesting user.",
+        ));
+    }
     for k in c.params.keys() {
         if k == "op" {
             continue;
@@ -889,7 +905,14 @@ pub fn node_token(
         let pw: String = (0..32)
             .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
             .collect();
-        users::create(conn, NODE_INIT_USER, "", &pw, false, now_ms)?;
+        // Two first `get_token` calls can race here (GET runs outside a
+        // transaction): the loser's insert fails on the unique username,
+        // and the user it wanted exists.
+        if let Err(e) = users::create(conn, NODE_INIT_USER, "", &pw, false, now_ms)
+            && users::by_name(conn, NODE_INIT_USER)?.is_none()
+        {
+            return Err(e.into());
+        }
     }
     let name = format!("node:{}", m.system_id);
     if let Some(t) = users::tokens_of(conn, NODE_INIT_USER)?
@@ -1042,6 +1065,10 @@ mod tests {
             "amd64/hwe-22.04"
         );
         assert_eq!(normalise_arch("z80", None).unwrap_err().status, 400);
+        assert_eq!(
+            normalise_arch("amd64/generic/x", None).unwrap_err().status,
+            400
+        );
     }
 
     #[test]

@@ -447,6 +447,11 @@ pub fn resources() -> Vec<ResourceSpec> {
                         "Whether an action is in progress for a MAC.",
                         machines::is_action_in_progress,
                     ),
+                    post_op(
+                        "accept",
+                        "Accept enlisted machines (needs a login).",
+                        machine_ops::anon_accept,
+                    ),
                 ],
             )
             .auth(
