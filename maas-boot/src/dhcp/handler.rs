@@ -204,7 +204,7 @@ pub struct StaticBackend {
 }
 
 impl StaticBackend {
-    /// Reservations that also records events (see [`events`](Self::events)).
+    /// Reservations that also records events (see [`take_events`](Self::take_events)).
     pub fn new(reservations: Vec<Reservation>) -> Self {
         let mut b = Self::default();
         for r in reservations {
