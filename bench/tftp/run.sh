@@ -7,11 +7,13 @@
 # Needs root. Installs its peers (apt) if missing; atftpd conflicts with
 # tftpd-hpa in Debian, so its .deb is unpacked under $WORK instead.
 # Env: REPS=3 SERVERS="maas-rs tftpd-hpa dnsmasq atftpd" CONCS="50 500"
+#      CLIENTS="curl-512 curl-1468 tftp-hpa atftp-1468 atftp-1468-w16"
 # Output: $OUT (default bench/tftp/results/) single.csv, concurrent.csv, summary.md
 source "$(dirname "$0")/../common.sh"
 OUT="${OUT:-$BENCH_DIR/tftp/results}"; mkdir -p "$OUT"
 SERVERS="${SERVERS:-maas-rs tftpd-hpa dnsmasq atftpd}"
 CONCS="${CONCS:-50 500}"
+CLIENTS="${CLIENTS:-curl-512 curl-1468 tftp-hpa atftp-1468 atftp-1468-w16}"
 need=(); for p in curl tftp-hpa atftp dnsmasq-base tftpd-hpa; do
   dpkg-query -W -f='${Status}' $p 2>/dev/null | grep -q 'ok installed' || need+=($p); done
 ((${#need[@]})) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -67,7 +69,7 @@ for s in $SERVERS; do
     --trace $SRV_IP 2>&1 | grep -m1 OACK >>"$OUT/windowsize.txt"
   for f in 64M.bin 4M.bin; do
     size=$(stat -c %s "$ROOT/$f")
-    for c in curl-512 curl-1468 tftp-hpa atftp-1468 atftp-1468-w16; do
+    for c in $CLIENTS; do
       for rep in $(seq $REPS); do
         c0=$(cpu_s $pid); l=$(loadavg); sec=$(xfer $c $f); c1=$(cpu_s $pid)
         mbps=$(awk -v s="$sec" -v b="$size" 'BEGIN{ if (s+0>0) printf "%.1f", b/1e6/s; else print "NA"}')

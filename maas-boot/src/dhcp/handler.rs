@@ -204,7 +204,7 @@ pub struct StaticBackend {
 }
 
 impl StaticBackend {
-    /// Reservations that also records events (see [`events`](Self::events)).
+    /// Reservations that also records events (see [`take_events`](Self::take_events)).
     pub fn new(reservations: Vec<Reservation>) -> Self {
         let mut b = Self::default();
         for r in reservations {
@@ -302,6 +302,18 @@ pub fn precheck(buf: &[u8]) -> std::result::Result<(), String> {
         let body = buf
             .get(i + 2..i + 2 + usize::from(len))
             .ok_or_else(|| format!("option {code} length {len} runs past the packet"))?;
+        // dhcproto asserts these lengths (a panic in debug builds, a
+        // misread otherwise): RFC 4039 rapid commit, RFC 4578 client NDI,
+        // RFC 6926 bulk-leasequery times, RFC 4702 client FQDN.
+        let fixed = match code {
+            80 => Some(0),
+            94 => Some(3),
+            152..=155 => Some(4),
+            _ => None,
+        };
+        if fixed.is_some_and(|f| usize::from(len) != f) || (code == 81 && len < 3) {
+            return Err(format!("option {code} has length {len}"));
+        }
         if code == 121 {
             let mut r = body;
             while let Some((&prefix, rest)) = r.split_first() {

@@ -1,6 +1,6 @@
 //! The TFTP wire format: RFC 1350 packets plus the option extension of RFC 2347
 //! (OACK and option lists on requests). Parsing never panics: anything that does
-//! not follow the format is an [`Error::Invalid`](crate::Error::Invalid).
+//! not follow the format is an [`Error::Invalid`].
 
 use crate::{Error, Result};
 

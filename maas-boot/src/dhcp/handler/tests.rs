@@ -707,3 +707,43 @@ fn reclaim_lapses_leases_at_their_expiry_only() {
     // have displaced it while others are free.
     assert_eq!(dora(&h, M1, T0 + Duration::from_secs(700)).yiaddr(), a);
 }
+
+/// cargo-fuzz found (dhcp_handler): options dhcproto decodes with a length
+/// assertion. They are refused up front, whatever their length claims.
+#[test]
+fn fuzz_regression_fixed_length_options() {
+    let crash = include_bytes!("fuzz-regressions/dhcproto-fixed-length-option.bin");
+    // The fuzz target's first byte moves the clock; the rest is the datagram.
+    let (h, ..) = setup(vec![]);
+    assert!(matches!(
+        h.handle_bytes(&crash[1..], T0),
+        Action::Drop(DropReason::Malformed(_))
+    ));
+    let mut base = Vec::new();
+    discover(M1).encode(&mut Encoder::new(&mut base)).unwrap();
+    assert_eq!(base.pop(), Some(255), "ends in END");
+    for (code, good, bad) in [
+        (80u8, 0usize, 1usize),
+        (94, 3, 2),
+        (152, 4, 3),
+        (153, 4, 5),
+        (154, 4, 0),
+        (155, 4, 8),
+        (81, 3, 2),
+    ] {
+        for (len, ok) in [(good, true), (bad, false)] {
+            let mut pkt = base.clone();
+            pkt.push(code);
+            pkt.push(len as u8);
+            pkt.extend(std::iter::repeat_n(0u8, len));
+            pkt.push(255);
+            assert_eq!(precheck(&pkt).is_ok(), ok, "option {code} length {len}");
+            if !ok {
+                assert!(matches!(
+                    h.handle_bytes(&pkt, T0),
+                    Action::Drop(DropReason::Malformed(_))
+                ));
+            }
+        }
+    }
+}
