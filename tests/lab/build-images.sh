@@ -21,11 +21,13 @@
 #          <out>/mirror/streams/v1/index.sjson   signed index
 #          <out>/keyring.gpg                      the public key that signed it
 #          <out>/timings                          seconds per step of a cold build
+# pipefail, so no reader here may stop early (head, awk exit): the writer
+# would die of SIGPIPE and fail the build.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${LAB_CACHE:-$HOME/.cache/maas-rs/lab}
-MIRROR=${LAB_DEBIAN_MIRROR:-$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2; exit}')}
+MIRROR=${LAB_DEBIAN_MIRROR:-$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk 'NR == 1 {print $2}')}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 mkdir -p "$CACHE"
@@ -50,7 +52,7 @@ timed() { # NAME CMD...
 }
 
 # --- the kernel ----------------------------------------------------------------
-KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ && !f {print $2; f = 1}')
 [[ -n $KPKG ]] || die "no linux-image-<ver> behind linux-image-amd64 (apt-get update?)"
 KVER=${KPKG#linux-image-}
 KDEBVER=$(apt-cache policy "$KPKG" | awk '/Candidate:/{print $2}')
@@ -109,7 +111,7 @@ copy_with_libs() { # ROOT BIN...
 }
 
 # --- the ephemeral environment (squashfs) and its initrd ----------------------
-EPH_KEY=$( { cat "$0" "$HERE"/ephemeral/*; echo "$KVER $KDEBVER"; busybox 2>&1 | head -1; } | hash_of)
+EPH_KEY=$( { cat "$0" "$HERE"/ephemeral/*; echo "$KVER $KDEBVER"; busybox 2>&1 | sed -n 1p; } | hash_of)
 EPH=$CACHE/ephemeral-$EPH_KEY
 build_ephemeral() {
   local w; w=$(mktemp -d "$CACHE/.eph.XXXX"); WORK=$w

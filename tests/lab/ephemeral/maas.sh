@@ -92,8 +92,8 @@ signal() {
   http_post "$METADATA_URL/latest/?op=signal" /tmp/signal.body "multipart/form-data; boundary=$BOUNDARY"
 }
 
-json_str() { # a JSON string literal
-  printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr '\n\t' '  ')"
+json_str() { # a JSON string literal, ASCII only (the region refuses anything else)
+  printf '"%s"' "$(printf '%s' "$1" | tr '\n\t' '  ' | tr -cd '\40-\176' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
 }
 
 # event ORIGIN NAME start|finish DESCRIPTION [SUCCESS|FAIL [FILE]]: a

@@ -194,7 +194,9 @@ fn qemu(ns: Option<&Netns>, fw: Firmware, dir: &Path, extra: &[String], log: &st
     }
 }
 
-fn install_and_boot(fw: Firmware) {
+/// Boots the ephemeral environment in installer mode on a fresh disk of
+/// `disk_size`; returns the VM's directory, the serial log and the seconds.
+fn install(fw: Firmware, disk_size: &str) -> (tempfile::TempDir, String, f64) {
     let out = images();
     let find = |name: &str| -> PathBuf {
         let found = run(Command::new("find")
@@ -216,7 +218,7 @@ fn install_and_boot(fw: Firmware) {
     }
     std::fs::write(www.join("curtin.yaml"), curtin_config(fw)).expect("config");
     run(Command::new("truncate")
-        .args(["-s", "2G"])
+        .args(["-s", disk_size])
         .arg(dir.path().join("disk.img")))
     .expect("disk");
 
@@ -285,12 +287,16 @@ fn install_and_boot(fw: Firmware) {
         ],
         "install.log",
     );
+    (dir, log, t0.elapsed().as_secs_f64())
+}
+
+fn install_and_boot(fw: Firmware) {
+    let (dir, log, install_s) = install(fw, "2G");
     assert!(log.contains("LAB: INSTALL-OK"), "install failed:\n{log}");
     // The environment stamps its phases with the guest's uptime.
     for l in log.lines().filter(|l| l.starts_with("LAB: ")) {
         eprintln!("{fw:?} {l}");
     }
-    let install_s = t0.elapsed().as_secs_f64();
 
     // Second power-on: from the disk alone, no network at all.
     let t1 = Instant::now();
@@ -316,4 +322,16 @@ fn bios_install_boots_debian_from_disk_with_cloud_init() {
 #[test]
 fn uefi_install_boots_debian_from_disk_with_cloud_init() {
     install_and_boot(Firmware::Uefi);
+}
+
+#[test]
+fn install_on_a_too_small_disk_fails_with_the_reason() {
+    // 64 MiB: the partitions are shrunk to fit, the 96 MB image is not.
+    let (_dir, log, _) = install(Firmware::Bios, "64M");
+    assert!(log.contains("LAB: INSTALL-FAILED"), "{log}");
+    assert!(
+        log.contains("extracting the image failed"),
+        "the reason is missing:\n{log}"
+    );
+    assert!(!log.contains("LAB: INSTALL-OK"), "{log}");
 }
