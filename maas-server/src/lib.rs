@@ -7,6 +7,11 @@
 //! persistence on SQLite (default, WAL) or PostgreSQL through one diesel
 //! connection type ([`db`]). Machine life-cycle decisions come from
 //! `maas_core::actions`; this crate persists them with an event each.
+//! Long operations are durable ([`workflow`]): an operation row and power
+//! jobs written with the status change, a runner that drives the BMCs
+//! through `maas-power`, fails machines at their deadlines and survives a
+//! `kill -9`. The rack's DHCP, TFTP and HTTP boot services can run
+//! in-process, answered from the database ([`rack`]).
 //!
 //! ```
 //! # async fn demo() -> maas_server::Result<()> {
@@ -38,7 +43,9 @@ pub mod config;
 pub mod db;
 mod error;
 pub mod oauth;
+pub mod rack;
 pub mod seed;
+pub mod workflow;
 
 pub use error::{Error, Result};
 

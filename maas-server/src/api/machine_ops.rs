@@ -124,22 +124,11 @@ fn try_run(
                     .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
                     .unwrap_or_default();
             }
-            // The power worker (a later issue) drains this queue; until
-            // then the requests are visible and audited here.
-            Effect::PowerOn => sm.record.extra.pending_power.push("on".into()),
-            Effect::PowerOff(mode) => sm.record.extra.pending_power.push(format!(
-                "off:{}",
-                if *mode == StopMode::Soft {
-                    "soft"
-                } else {
-                    "hard"
-                }
-            )),
-            Effect::PowerCycle => sm.record.extra.pending_power.push("cycle".into()),
-            Effect::QueryPower => sm.record.extra.pending_power.push("query".into()),
             _ => {}
         }
     }
+    // Workflow rows and power jobs, in this same transaction.
+    crate::workflow::record(c.conn, &mut sm.record.machine, &out, c.now_ms)?;
     if out.effects.contains(&Effect::DeleteMachine) {
         machines::delete(c.conn, &sm.record.machine.system_id)?;
     } else if !machines::update(c.conn, sm, c.now_ms)? {

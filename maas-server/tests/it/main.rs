@@ -3,6 +3,7 @@
 
 mod api;
 mod migrations;
+mod workflow;
 
 use std::sync::Arc;
 
