@@ -66,6 +66,10 @@ impl Rig {
     }
 
     async fn post(&self, uri: &str) -> (u16, serde_json::Value) {
+        self.post_form(uri, "").await
+    }
+
+    async fn post_form(&self, uri: &str, form: &str) -> (u16, serde_json::Value) {
         let nonce: u64 = rand::random();
         let ts = self.clock.now().as_millis() / 1000;
         let auth = format!(
@@ -75,7 +79,7 @@ impl Rig {
         let req = Request::post(uri)
             .header("Authorization", auth)
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(Body::empty())
+            .body(Body::from(form.to_owned()))
             .unwrap();
         let res = maas_server::app(self.state.clone())
             .oneshot(req)
@@ -343,4 +347,58 @@ async fn manual_power_commission_runs_and_recovery_drops_stale_rows() {
     assert!(rig.operation(&id).is_none());
     let exp = rig.machine(&other).record.machine.status_expires.unwrap();
     assert_eq!(exp, rig.clock.now() + Duration::from_secs(30 * 60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescue_abort_and_erase_go_through_the_runner() {
+    let (bmc, port, stop) = sim().await;
+    let rig = Rig::new(config());
+    let id = rig.load("ipmi", ipmi_params(port));
+    let op = |o: &str| format!("/MAAS/api/2.0/machines/{id}/?op={o}");
+    let status = |rig: &Rig| rig.machine(&id).record.machine.status;
+
+    // Rescue: entering power-cycles into the rescue environment …
+    let (st, j) = rig.post(&op("rescue_mode")).await;
+    assert_eq!(st, 200, "{j}");
+    assert_eq!(status(&rig), NodeStatus::EnteringRescueMode);
+    assert_eq!(rig.operation(&id).unwrap().kind, "enter-rescue");
+    assert_eq!(rig.jobs(&id), ["cycle"]);
+    rig.runner.clone().step_and_wait().await.unwrap();
+    assert!(bmc.is_on());
+    // … exiting powers off and, once the BMC says off, returns to Ready.
+    let (st, j) = rig.post(&op("exit_rescue_mode")).await;
+    assert_eq!(st, 200, "{j}");
+    assert_eq!(status(&rig), NodeStatus::ExitingRescueMode);
+    assert_eq!(rig.operation(&id).unwrap().kind, "exit-rescue");
+    assert_eq!(rig.jobs(&id), ["off:hard"]);
+    rig.runner.clone().step_and_wait().await.unwrap();
+    assert!(!bmc.is_on());
+    assert_eq!(status(&rig), NodeStatus::Ready);
+    assert!(rig.operation(&id).is_none());
+
+    // Abort of a deployment: back to Allocated, powered off, no operation.
+    rig.post(&op("deploy")).await;
+    rig.runner.clone().step_and_wait().await.unwrap();
+    assert!(bmc.is_on());
+    let (st, j) = rig.post(&op("abort")).await;
+    assert_eq!(st, 200, "{j}");
+    assert_eq!(status(&rig), NodeStatus::Allocated);
+    assert!(rig.operation(&id).is_none());
+    assert_eq!(rig.jobs(&id), ["off:hard"]);
+    rig.runner.clone().step_and_wait().await.unwrap();
+    assert!(!bmc.is_on());
+
+    // Release with erase: a netboot into the erase environment, which the
+    // metadata side reports back on; until then the machine is erasing.
+    let (st, j) = rig.post_form(&op("release"), "erase=true").await;
+    assert_eq!(st, 200, "{j}");
+    assert_eq!(status(&rig), NodeStatus::DiskErasing);
+    assert_eq!(rig.operation(&id).unwrap().kind, "erase");
+    assert_eq!(rig.jobs(&id), ["off:hard", "cycle"]);
+    rig.runner.clone().step_and_wait().await.unwrap();
+    rig.runner.clone().step_and_wait().await.unwrap();
+    assert!(bmc.is_on());
+    assert!(rig.jobs(&id).is_empty());
+    assert_eq!(status(&rig), NodeStatus::DiskErasing);
+    stop.cancel();
 }
