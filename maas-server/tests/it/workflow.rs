@@ -402,3 +402,46 @@ async fn rescue_abort_and_erase_go_through_the_runner() {
     assert_eq!(status(&rig), NodeStatus::DiskErasing);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_monitor_polls_queryable_bmcs_on_its_interval() {
+    let (bmc, port, stop) = sim().await;
+    let rig = Rig::new(WorkflowConfig {
+        power_poll_secs: 60,
+        ..config()
+    });
+    let id = rig.load("ipmi", ipmi_params(port));
+    // Someone switched the machine on behind MAAS's back.
+    bmc.set_on(true);
+    assert_eq!(rig.runner.clone().step_and_wait().await.unwrap(), 1);
+    assert_eq!(rig.machine(&id).record.machine.power_state, PowerState::On);
+    assert!(
+        rig.events(&id)
+            .iter()
+            .any(|e| e.description == "Power state unknown -> on")
+    );
+    // Nothing more until the interval passed on the injected clock.
+    bmc.set_on(false);
+    rig.clock.advance(Duration::from_secs(59));
+    assert_eq!(rig.runner.clone().step_and_wait().await.unwrap(), 0);
+    assert_eq!(rig.machine(&id).record.machine.power_state, PowerState::On);
+    rig.clock.advance(Duration::from_secs(1));
+    assert_eq!(rig.runner.clone().step_and_wait().await.unwrap(), 1);
+    assert_eq!(rig.machine(&id).record.machine.power_state, PowerState::Off);
+    // `manual` machines are never polled.
+    let manual = {
+        let spec: maas_server::seed::MachineSpec = serde_json::from_value(json!({
+            "hostname": "wf-manual",
+            "nics": [{"name": "eth0", "mac": "52:54:00:aa:00:03"}],
+        }))
+        .unwrap();
+        let mut conn = rig.state.pool.get().unwrap();
+        maas_server::seed::load(&mut conn, &[spec], 0)
+            .unwrap()
+            .remove(0)
+    };
+    rig.clock.advance(Duration::from_secs(60));
+    assert_eq!(rig.runner.clone().step_and_wait().await.unwrap(), 1);
+    assert!(rig.jobs(&manual).is_empty());
+    stop.cancel();
+}
