@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub workflow: Option<crate::workflow::WorkflowConfig>,
     /// `[rack]`: the in-process rack (DHCP/TFTP/HTTP boot); off when absent.
     pub rack: Option<crate::rack::RackConfig>,
+    /// Largest accepted API request body in bytes (default 64 MiB); bigger
+    /// requests are answered 413 before they are read.
+    pub max_body_bytes: Option<usize>,
 }
 
 impl FileConfig {
@@ -55,7 +58,13 @@ pub struct Config {
     pub workflow: crate::workflow::WorkflowConfig,
     /// Rack settings, when the rack runs.
     pub rack: Option<crate::rack::RackConfig>,
+    /// Largest accepted API request body in bytes.
+    pub max_body_bytes: usize,
 }
+
+/// The default request body limit: boot-resource uploads come in 4 MiB
+/// chunks and nothing else MAAS accepts is close to this.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +76,7 @@ impl std::fmt::Debug for Config {
             .field("pool_size", &self.pool_size)
             .field("workflow", &self.workflow)
             .field("rack", &self.rack)
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
 }
@@ -89,6 +99,10 @@ impl TryFrom<FileConfig> for Config {
         if let Some(r) = &f.rack {
             r.validate()?;
         }
+        let max_body_bytes = f.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be at least 1".into()));
+        }
         Ok(Config {
             listen: f
                 .listen
@@ -98,6 +112,7 @@ impl TryFrom<FileConfig> for Config {
             pool_size,
             workflow,
             rack: f.rack,
+            max_body_bytes,
         })
     }
 }
@@ -120,12 +135,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.database_url, "/tmp/x/maas.db");
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        let c = Config::try_from(FileConfig::parse("max_body_bytes = 1024\n").unwrap()).unwrap();
+        assert_eq!(c.max_body_bytes, 1024);
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(FileConfig::parse("lisen = \"x\"").is_err());
         assert!(Config::try_from(FileConfig::parse("pool_size = 0").unwrap()).is_err());
+        assert!(Config::try_from(FileConfig::parse("max_body_bytes = 0").unwrap()).is_err());
     }
 
     #[test]

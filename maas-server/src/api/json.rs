@@ -341,7 +341,7 @@ pub fn machine_json(sm: &StoredMachine, l: &Lookups) -> Value {
         "hardware_info": {
             "system_vendor": "Unknown", "system_product": "Unknown", "system_family": "Unknown",
             "system_version": "Unknown", "system_sku": "Unknown", "system_serial": "Unknown",
-            "cpu_model": "Unknown", "mainboard_vendor": "Unknown", "mainboard_product": "Unknown",
+            "cpu_model": if x.cpu_model.is_empty() { "Unknown" } else { x.cpu_model.as_str() }, "mainboard_vendor": "Unknown", "mainboard_product": "Unknown",
             "mainboard_serial": "Unknown", "mainboard_version": "Unknown",
             "mainboard_firmware_vendor": "Unknown", "mainboard_firmware_date": "Unknown",
             "mainboard_firmware_version": "Unknown", "chassis_vendor": "Unknown",

@@ -134,14 +134,10 @@ pub fn kind_name(w: Workflow) -> &'static str {
     }
 }
 
-/// Makes `out`'s workflow and power effects durable. Call in the same
-/// transaction that writes `m` (already changed by `out.apply_to`), before
-/// writing it: with a seconds override of the node timeout this moves
-/// `m.status_expires`.
-pub fn record(conn: &mut DbConn, m: &mut Machine, out: &Outcome, now_ms: i64) -> Result<()> {
-    let sid = m.system_id.as_str().to_owned();
-    let short = node_timeout_override(conn)?;
-    if let Some(ms) = short
+/// Before writing `m` (already changed by `out.apply_to`): with a seconds
+/// override of the node timeout, moves the deadline `out` set.
+pub fn prepare(conn: &mut DbConn, m: &mut Machine, out: &Outcome, now_ms: i64) -> Result<()> {
+    if let Some(ms) = node_timeout_override(conn)?
         && out
             .effects
             .iter()
@@ -149,6 +145,15 @@ pub fn record(conn: &mut DbConn, m: &mut Machine, out: &Outcome, now_ms: i64) ->
     {
         m.status_expires = Some(Timestamp(now_ms.saturating_add(ms)));
     }
+    Ok(())
+}
+
+/// Makes `out`'s workflow and power effects durable: call in the same
+/// transaction, after the machine's write succeeded (a lost version race
+/// must leave no rows behind).
+pub fn record(conn: &mut DbConn, m: &Machine, out: &Outcome, now_ms: i64) -> Result<()> {
+    let sid = m.system_id.as_str().to_owned();
+    let short = node_timeout_override(conn)?;
     for e in &out.effects {
         match e {
             Effect::StartWorkflow { workflow, deadline } => {
@@ -240,7 +245,7 @@ pub(crate) fn try_apply_event(
     if sm.record.machine == before && out.effects.iter().all(is_field_effect) {
         return Ok(Some(Applied::Unchanged));
     }
-    record(conn, &mut sm.record.machine, &out, now_ms)?;
+    prepare(conn, &mut sm.record.machine, &out, now_ms)?;
     let m = &sm.record.machine;
     let failed = m.status.is_failed() && !before.status.is_failed();
     if !failed {
@@ -251,6 +256,7 @@ pub(crate) fn try_apply_event(
     if !machines::update(conn, &sm, now_ms)? {
         return Ok(None);
     }
+    record(conn, m, &out, now_ms)?;
     let desc = if before.status == m.status {
         out.event.clone()
     } else {

@@ -502,10 +502,11 @@ fn fail_now(c: &mut DbConn, id: &SystemId, why: &str, now: i64) -> Result<()> {
         return Ok(());
     };
     out.apply_to(&mut sm.record.machine);
-    super::record(c, &mut sm.record.machine, &out, now)?;
+    super::prepare(c, &mut sm.record.machine, &out, now)?;
     sm.record.extra.status_message = why.to_owned();
     if machines::update(c, &sm, now)? {
         let m = &sm.record.machine;
+        super::record(c, m, &out, now)?;
         note(
             c,
             &sm,

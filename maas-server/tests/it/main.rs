@@ -2,6 +2,7 @@
 //! without sockets (tower `oneshot`), on a fresh SQLite database each.
 
 mod api;
+mod metadata;
 mod migrations;
 mod workflow;
 

@@ -51,6 +51,7 @@ impl Rig {
             api: maas_server::api::Api::new(),
             nonces: Default::default(),
             clock: clock.clone(),
+            max_body_bytes: base.max_body_bytes,
         });
         let mut conn = state.pool.get().unwrap();
         maas_server::db::users::create(&mut conn, "admin", "a@x", "pw", true, 0).unwrap();
