@@ -47,7 +47,9 @@ all_off() { for p in "${PORTS[@]}"; do ipmi "$p" power off >/dev/null; done; }
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), N=$N M=$M"
 # --- peer: ipmitool fan-out
 t0=$(now)
-for p in "${PORTS[@]}"; do ipmi "$p" chassis power on >/dev/null & done; wait_pids=$(jobs -p); wait $wait_pids 2>/dev/null || true
+IPIDS=()
+for p in "${PORTS[@]}"; do ipmi "$p" chassis power on >/dev/null & IPIDS+=($!); done
+wait "${IPIDS[@]}" || true
 until all_on; do sleep 0.05; done
 t_peer=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')
 all_off
