@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Connections in the pool (default 8).
     pub pool_size: Option<u32>,
+    /// `[workflow]`: durable workflow runner settings.
+    pub workflow: Option<crate::workflow::WorkflowConfig>,
+    /// `[rack]`: the in-process rack (DHCP/TFTP/HTTP boot); off when absent.
+    pub rack: Option<crate::rack::RackConfig>,
     /// Largest accepted API request body in bytes (default 64 MiB); bigger
     /// requests are answered 413 before they are read.
     pub max_body_bytes: Option<usize>,
@@ -50,6 +54,10 @@ pub struct Config {
     pub database_url: String,
     /// Pool size.
     pub pool_size: u32,
+    /// Workflow runner settings.
+    pub workflow: crate::workflow::WorkflowConfig,
+    /// Rack settings, when the rack runs.
+    pub rack: Option<crate::rack::RackConfig>,
     /// Largest accepted API request body in bytes.
     pub max_body_bytes: usize,
 }
@@ -66,6 +74,8 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &crate::db::Backend::of_url(&self.database_url))
             .field("pool_size", &self.pool_size)
+            .field("workflow", &self.workflow)
+            .field("rack", &self.rack)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
@@ -84,6 +94,11 @@ impl TryFrom<FileConfig> for Config {
         if pool_size == 0 || pool_size > 256 {
             return Err(Error::Config("pool_size must be between 1 and 256".into()));
         }
+        let workflow = f.workflow.unwrap_or_default();
+        workflow.validate()?;
+        if let Some(r) = &f.rack {
+            r.validate()?;
+        }
         let max_body_bytes = f.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 {
             return Err(Error::Config("max_body_bytes must be at least 1".into()));
@@ -95,6 +110,8 @@ impl TryFrom<FileConfig> for Config {
             data_dir,
             database_url,
             pool_size,
+            workflow,
+            rack: f.rack,
             max_body_bytes,
         })
     }
@@ -128,6 +145,19 @@ mod tests {
         assert!(FileConfig::parse("lisen = \"x\"").is_err());
         assert!(Config::try_from(FileConfig::parse("pool_size = 0").unwrap()).is_err());
         assert!(Config::try_from(FileConfig::parse("max_body_bytes = 0").unwrap()).is_err());
+    }
+
+    #[test]
+    fn workflow_section_parses_and_is_validated() {
+        let c = Config::try_from(
+            FileConfig::parse("[workflow]\nnode_timeout_secs = 5\ntick_ms = 100\n").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.workflow.node_timeout_secs, Some(5));
+        assert_eq!(c.workflow.tick_ms, 100);
+        assert_eq!(c.workflow.workers, 16);
+        assert!(FileConfig::parse("[workflow]\ntick = 1\n").is_err());
+        assert!(Config::try_from(FileConfig::parse("[workflow]\nworkers = 0\n").unwrap()).is_err());
     }
 
     #[test]

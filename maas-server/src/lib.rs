@@ -9,6 +9,11 @@
 //! `maas_core::actions`; this crate persists them with an event each. The
 //! metadata API under `/MAAS/metadata/` ([`metadata`]) serves cloud-init,
 //! curtin and the ephemeral environment with per-node OAuth tokens.
+//! Long operations are durable ([`workflow`]): an operation row and power
+//! jobs written with the status change, a runner that drives the BMCs
+//! through `maas-power`, fails machines at their deadlines and survives a
+//! `kill -9`. The rack's DHCP, TFTP and HTTP boot services can run
+//! in-process, answered from the database ([`rack`]).
 //!
 //! ```
 //! # async fn demo() -> maas_server::Result<()> {
@@ -41,7 +46,9 @@ pub mod db;
 mod error;
 pub mod metadata;
 pub mod oauth;
+pub mod rack;
 pub mod seed;
+pub mod workflow;
 
 pub use error::{Error, Result};
 

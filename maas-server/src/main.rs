@@ -156,6 +156,27 @@ async fn main() -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
                 stop.cancel();
             });
+            {
+                let mut conn = state.pool.get()?;
+                conn.write_tx(|c| {
+                    maas_server::workflow::store_node_timeout(c, cfg.workflow.node_timeout_secs)
+                })
+                .context("storing the workflow settings")?;
+            }
+            if cfg.workflow.enabled {
+                maas_server::workflow::spawn(state.clone(), cfg.workflow.clone(), shutdown.clone())
+                    .context("starting the workflow runner")?;
+            }
+            if let Some(rack) = cfg.rack.clone() {
+                maas_server::rack::start(
+                    state.clone(),
+                    rack,
+                    cfg.data_dir.join("rack"),
+                    shutdown.clone(),
+                )
+                .await
+                .context("starting the rack services")?;
+            }
             maas_server::bind_and_serve(cfg.listen, state, shutdown)
                 .await
                 .with_context(|| format!("serving on {}", cfg.listen))?;

@@ -61,6 +61,7 @@ impl Maasd {
             binary: binary.to_owned(),
             data_dir,
             database_url: opts.database_url.clone(),
+            config: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

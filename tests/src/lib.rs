@@ -51,6 +51,8 @@ pub struct Maasd {
     pub data_dir: tempfile::TempDir,
     /// The database URL given with `--database-url`, if any.
     pub database_url: Option<String>,
+    /// The `--config` file, if any (written into `data_dir`).
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl Maasd {
@@ -62,36 +64,75 @@ impl Maasd {
 
     /// Like [`Maasd::start`], on the database at `database_url` when given.
     pub fn start_with(binary: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_configured(binary, database_url, None)
+    }
+
+    /// Like [`Maasd::start_with`], with `config_toml` as the `--config` file.
+    pub fn start_configured(
+        binary: &Path,
+        database_url: Option<&str>,
+        config_toml: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
+        let config = match config_toml {
+            Some(text) => {
+                let p = data_dir.path().join("maasd.toml");
+                std::fs::write(&p, text)?;
+                Some(p)
+            }
+            None => None,
+        };
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(binary);
-        cmd.args(["serve", "--listen", &addr, "--data-dir"])
-            .arg(data_dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(u) = database_url {
-            cmd.args(["--database-url", u]);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let child = spawn_serve(
+            binary,
+            &addr,
+            data_dir.path(),
+            database_url,
+            config.as_deref(),
+        )?;
         let m = Self {
             child,
             addr,
             binary: binary.to_owned(),
             data_dir,
             database_url: database_url.map(str::to_owned),
+            config,
         };
+        m.wait_listening()?;
+        Ok(m)
+    }
+
+    fn wait_listening(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if TcpStream::connect(&m.addr).is_ok() {
-                return Ok(m);
+            if TcpStream::connect(&self.addr).is_ok() {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("maasd did not listen on {} within 30 s", m.addr)
+        bail!("maasd did not listen on {} within 30 s", self.addr)
+    }
+
+    /// `kill -9` of the server process (SIGKILL: no shutdown code runs).
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("SIGKILL maasd")?;
+        self.child.wait().context("reaping maasd")?;
+        Ok(())
+    }
+
+    /// Starts the server again on the same address, database and config.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_serve(
+            &self.binary,
+            &self.addr,
+            self.data_dir.path(),
+            self.database_url.as_deref(),
+            self.config.as_deref(),
+        )?;
+        self.wait_listening()
     }
 
     /// Runs a `maasd` management command on this server's database and
@@ -155,6 +196,29 @@ impl Maasd {
             .unwrap_or_default();
         Ok((status, ctype, body.to_owned()))
     }
+}
+
+fn spawn_serve(
+    binary: &Path,
+    addr: &str,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    config: Option<&Path>,
+) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(binary);
+    cmd.args(["serve", "--listen", addr, "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(u) = database_url {
+        cmd.args(["--database-url", u]);
+    }
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {}", binary.display()))
 }
 
 impl Drop for Maasd {

@@ -143,24 +143,12 @@ pub fn commit_outcome(
                     .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
                     .unwrap_or_default();
             }
-            // The power worker (a later issue) drains this queue; until
-            // then the requests are visible and audited here.
-            Effect::PowerOn => sm.record.extra.pending_power.push("on".into()),
-            Effect::PowerOff(mode) => sm.record.extra.pending_power.push(format!(
-                "off:{}",
-                if *mode == StopMode::Soft {
-                    "soft"
-                } else {
-                    "hard"
-                }
-            )),
-            Effect::PowerCycle => sm.record.extra.pending_power.push("cycle".into()),
-            Effect::QueryPower => sm.record.extra.pending_power.push("query".into()),
             Effect::ApplyDefaultStorageLayout => apply_default_layout(sm),
             _ => {}
         }
     }
     sm.record.extra.status_message = out.event.clone();
+    crate::workflow::prepare(conn, &mut sm.record.machine, &out, now_ms)?;
     if out.effects.contains(&Effect::DeleteMachine) {
         machines::delete(conn, &sm.record.machine.system_id)?;
     } else if !machines::update(conn, sm, now_ms)? {
@@ -168,6 +156,9 @@ pub fn commit_outcome(
     } else {
         sm.version += 1;
     }
+    // Workflow rows and power jobs (the runner carries them out), in this
+    // same transaction, once the machine's write won.
+    crate::workflow::record(conn, &sm.record.machine, &out, now_ms)?;
     let m = &sm.record.machine;
     let desc = if before == m.status {
         out.event.clone()

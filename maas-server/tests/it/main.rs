@@ -4,6 +4,7 @@
 mod api;
 mod metadata;
 mod migrations;
+mod workflow;
 
 use std::sync::Arc;
 
