@@ -22,7 +22,8 @@ ns_up
 start() {
   local d="$WORK/http-$1"; mkdir -p "$d"
   case $1 in
-    maas-rs) srv_start "$d/log" "$MAAS_RS" --http $SRV_IP:5248 --root "$WWW" ;;
+    # boot_serve maps /images/<path> to <path> under its root.
+    maas-rs) srv_start "$d/log" "$MAAS_RS" --http $SRV_IP:5248 --root "$WWW/images" ;;
     nginx)
       cat >"$d/nginx.conf" <<NGX
 worker_processes 2;

@@ -5,9 +5,14 @@
 # fresh store. Peers over the same file, same run: `openssl dgst -sha256`
 # (SHA-NI), `sha256sum` (coreutils) and `curl` downloading to the same tmpfs.
 # Peak RSS from /usr/bin/time -v. Everything lives on tmpfs (/dev/shm) so the
-# disk does not set the pace.
+# disk does not set the pace. The importer's hashing stage alone
+# (examples/sha256_file: maas_images::Hasher and OpenSSL's SHA-256 in-process,
+# over the same file) is timed too, and nginx's CPU time during the sync, so a
+# shortfall can be traced to hashing, receiving or the server.
 #
 # usage: bench/images/run.sh [SIZE_MIB ...]     (default: 1024 4096)
+#   BASELINE_IMPORT=/path/to/older/import_images  also times that build in the
+#   same run (an A/B of two versions of the importer under the same load).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -21,7 +26,9 @@ for t in gpg nginx openssl sha256sum curl /usr/bin/time; do
 done
 
 cargo build -q --release -p maas-examples --example import_images
+cargo build -q --release -p maas-images --example sha256_file
 IMPORT="$CARGO_TARGET_DIR/release/examples/import_images"
+HASH="$CARGO_TARGET_DIR/release/examples/sha256_file"
 
 W=$(mktemp -d /dev/shm/maas-images-bench.XXXXXX)
 chmod 755 "$W"   # nginx workers run as an unprivileged user
@@ -106,10 +113,15 @@ timed() {
 # CPU seconds per GiB (user+sys) do not depend on what else the machine runs;
 # wall-clock rates do (the machine is shared: see the load average).
 cpu_per_gib() { python3 -c "print(f'{($1+$2)/($3/2**30):.2f}')"; }   # user sys bytes
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+# CPU seconds (user+sys) nginx's worker has used so far.
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+nginx_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$NGINX_WORKER/stat"; }
+delta_per_gib() { python3 -c "print(f'{($2-$1)/($3/2**30):.2f}')"; }   # before after bytes
+echo "uptime at start: $(uptime)"
+echo "$(nproc) CPUs; $(grep -c sha_ni /proc/cpuinfo) with sha_ni"
 echo
-echo "| size | maas-rs sync (HTTP + sha256 + store) | sync CPU s/GiB | peak RSS | curl → tmpfs | openssl dgst -sha256 | openssl CPU s/GiB | sha256sum | sync / openssl (wall) |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| size | maas-rs sync (HTTP + sha256 + store) | sync CPU s/GiB | nginx CPU s/GiB | peak RSS | Hasher alone (in-process) | curl → tmpfs | dd tmpfs → tmpfs CPU s/GiB | openssl dgst -sha256 | openssl CPU s/GiB | sha256sum | sync / openssl (wall) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for mib in "${SIZES[@]}"; do
   big=$W/www/m$mib/jammy/amd64/20250615/squashfs
   bytes=$(stat -c %s "$big")
@@ -119,13 +131,28 @@ for mib in "${SIZES[@]}"; do
   rm -f "$W/curl.out"
   read -r c_s _ _ _ < <(timed curl -fs -o "$W/curl.out" "http://127.0.0.1:$PORT/m$mib/jammy/amd64/20250615/squashfs")
   rm -f "$W/curl.out"
+  # What storing the bytes alone costs the kernel (a 2 MiB-block copy into
+  # fresh tmpfs pages): part of the sync's floor, whatever the importer does.
+  read -r _ _ d_u d_sy < <(timed dd if="$big" of="$W/dd.out" bs=2M status=none)
+  rm -f "$W/dd.out"
+  h_r=$("$HASH" "$big" | awk '/^maas_images::Hasher/ {print $2}')
   rm -rf "$W/store"
+  n0=$(nginx_cpu)
   read -r i_s i_rss i_u i_sy < <(timed "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
       --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
+  n1=$(nginx_cpu)
+  if [[ -n ${BASELINE_IMPORT:-} ]]; then
+    rm -rf "$W/store"
+    read -r b_s _ b_u b_sy < <(timed "$BASELINE_IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
+        --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
+    echo "baseline importer, $mib MiB: $(rate "$total" "$b_s") MB/s ($b_s s), CPU $(cpu_per_gib "$b_u" "$b_sy" "$total") s/GiB" >&2
+  fi
   sum=$(sha256sum "$big" | cut -d' ' -f1)
   [[ -f $W/store/images/${sum:0:2}/$sum ]] || { echo "import did not store the squashfs" >&2; exit 1; }
   rm -rf "$W/store"
   i_r=$(rate "$total" "$i_s"); o_r=$(rate "$bytes" "$o_s"); s_r=$(rate "$bytes" "$s_s"); c_r=$(rate "$bytes" "$c_s")
   ratio=$(python3 -c "print(f'{$i_r/$o_r:.2f}')")
-  echo "| $mib MiB | $i_r MB/s ($i_s s) | $(cpu_per_gib "$i_u" "$i_sy" "$total") | $((i_rss / 1024)) MiB | $c_r MB/s | $o_r MB/s | $(cpu_per_gib "$o_u" "$o_sy" "$bytes") | $s_r MB/s | ${ratio}× |"
+  echo "| $mib MiB | $i_r MB/s ($i_s s) | $(cpu_per_gib "$i_u" "$i_sy" "$total") | $(delta_per_gib "$n0" "$n1" "$total") | $((i_rss / 1024)) MiB | $h_r MB/s | $c_r MB/s | $(cpu_per_gib "$d_u" "$d_sy" "$bytes") | $o_r MB/s | $(cpu_per_gib "$o_u" "$o_sy" "$bytes") | $s_r MB/s | ${ratio}× |"
 done
+echo
+echo "uptime at end: $(uptime)"

@@ -30,7 +30,9 @@ ns_up
 start() {  # $1 server -> PID
   local d="$WORK/srv-$1"; mkdir -p "$d"
   case $1 in
-    maas-rs) srv_start "$d/log" "$MAAS_RS" --tftp $SRV_IP:69 --root "$ROOT" ;;
+    # All benchmark clients share one address; lift the per-client cap (64)
+    # to the peers' level so 500 concurrent downloads can run.
+    maas-rs) srv_start "$d/log" "$MAAS_RS" --tftp $SRV_IP:69 --root "$ROOT" --max-per-client 1000 ;;
     tftpd-hpa) srv_start "$d/log" in.tftpd -L -s -u nobody -a $SRV_IP:69 "$ROOT" ;;
     dnsmasq) srv_start "$d/log" dnsmasq --no-daemon --conf-file=/dev/null --port=0 \
         --interface=mrsb-s0 --bind-interfaces --enable-tftp --tftp-root="$ROOT" \

@@ -1,6 +1,7 @@
 //! DHCP datagrams from the network through the whole handler (decode,
 //! subnet choice, allocation, reply building and encoding) in both
-//! authoritative and proxyDHCP mode: never a panic, and every reply encodes.
+//! authoritative and proxyDHCP mode, with the lease timer running now and
+//! then: never a panic, and every reply encodes.
 #![no_main]
 
 use std::net::Ipv4Addr;
@@ -34,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
     for h in handlers() {
         if let Action::Reply(r) = h.handle_bytes(data, now) {
             r.encode().expect("every reply encodes");
+        }
+        // Now and then the lease timer runs, so leases lapse between packets.
+        if t % 8 == 0 {
+            h.reclaim(now);
         }
     }
 });

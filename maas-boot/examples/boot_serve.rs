@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
             "--root" => root = Some(val()?),
             "--max-blksize" => config.limits.max_blksize = val()?.parse()?,
             "--max-windowsize" => config.limits.max_windowsize = val()?.parse()?,
+            "--max-per-client" => config.max_per_client = val()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }

@@ -19,7 +19,10 @@ pub mod cmdline;
 mod templates;
 mod tree;
 
-pub use templates::{grub_bootstrap, ipxe_bootstrap, render};
+pub use templates::{
+    grub_bootstrap, ipxe_bootstrap, ipxe_bootstrap_for, render, render_for, template_candidates,
+    template_for,
+};
 pub use tree::{ConfigTree, parse_config_path};
 
 /// The rack's HTTP port (nginx in MAAS, our router in maasd).

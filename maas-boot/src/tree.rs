@@ -167,6 +167,8 @@ pub trait BootTree: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct DirTree {
     root: PathBuf,
+    /// The root, open, for `openat2` lookups beneath it.
+    root_fd: std::sync::Arc<std::os::fd::OwnedFd>,
 }
 
 impl DirTree {
@@ -176,10 +178,52 @@ impl DirTree {
             .as_ref()
             .canonicalize()
             .map_err(|e| Error::io("opening the boot tree root", e))?;
-        Ok(Self { root })
+        let root_fd =
+            std::fs::File::open(&root).map_err(|e| Error::io("opening the boot tree root", e))?;
+        Ok(Self {
+            root,
+            root_fd: std::sync::Arc::new(root_fd.into()),
+        })
     }
 
     fn open_sync(&self, path: &BootPath) -> Result<BootFile> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        // Fast path: one openat2(2) that the kernel confines beneath the root
+        // (no `..` or symlink may leave it), instead of an lstat per path
+        // component. Whatever it refuses or cannot do (an absolute symlink, an
+        // old kernel) takes the portable path below, which decides the same way.
+        let rel: PathBuf = path.components().iter().collect();
+        match rustix::fs::openat2(
+            &*self.root_fd,
+            &rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => return Self::opened(std::fs::File::from(fd), path),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
+                return Err(Error::NotFound(path.as_string()));
+            }
+            Err(_) => {}
+        }
+        self.open_resolved(path)
+    }
+
+    fn opened(file: std::fs::File, path: &BootPath) -> Result<BootFile> {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("reading boot file metadata", e))?;
+        if !meta.is_file() {
+            return Err(Error::NotFound(path.as_string()));
+        }
+        Ok(BootFile::File {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            file,
+        })
+    }
+
+    fn open_resolved(&self, path: &BootPath) -> Result<BootFile> {
         let mut p = self.root.clone();
         for c in path.components() {
             p.push(c);
@@ -200,17 +244,7 @@ impl DirTree {
             std::io::ErrorKind::PermissionDenied => Error::AccessDenied(path.as_string()),
             _ => Error::io("opening a boot file", e),
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("reading boot file metadata", e))?;
-        if !meta.is_file() {
-            return Err(not_found());
-        }
-        Ok(BootFile::File {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            file,
-        })
+        Self::opened(file, path)
     }
 }
 
@@ -283,6 +317,23 @@ mod tests {
         let err = tree.open(&BootPath::parse(b"link").unwrap(), &c).await;
         assert!(matches!(err, Err(Error::AccessDenied(_))), "{err:?}");
         let err = tree.open(&BootPath::parse(b"missing").unwrap(), &c).await;
+        assert!(matches!(err, Err(Error::NotFound(_))), "{err:?}");
+
+        // Symlinks that stay inside are followed, relative (openat2's fast
+        // path) or absolute (the resolving path), and so are directories of them.
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::os::unix::fs::symlink("../f", root.join("d/rel")).unwrap();
+        std::os::unix::fs::symlink(root.join("f"), root.join("d/abs")).unwrap();
+        std::os::unix::fs::symlink("d", root.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("../../secret", root.join("d/up")).unwrap();
+        for ok in [&b"d/rel"[..], b"d/abs", b"dirlink/rel"] {
+            let f = tree.open(&BootPath::parse(ok).unwrap(), &c).await;
+            assert!(matches!(f, Ok(ref f) if f.len() == 5), "{ok:?}: {f:?}");
+        }
+        // A relative link climbing out, and a directory asked for as a file.
+        let err = tree.open(&BootPath::parse(b"d/up").unwrap(), &c).await;
+        assert!(matches!(err, Err(Error::AccessDenied(_))), "{err:?}");
+        let err = tree.open(&BootPath::parse(b"d").unwrap(), &c).await;
         assert!(matches!(err, Err(Error::NotFound(_))), "{err:?}");
     }
 

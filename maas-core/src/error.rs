@@ -66,6 +66,14 @@ pub enum Error {
     /// A rendering input cannot be used (bad base64 user-data, …).
     #[error("render: {0}")]
     Render(String),
+    /// A commissioning script's output cannot be read.
+    #[error("commissioning output {script}: {reason}")]
+    Commissioning {
+        /// The script (or tool) whose output is at fault.
+        script: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Shorthand for results of this crate.

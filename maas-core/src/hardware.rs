@@ -6,6 +6,8 @@
 //! `BlockDevice { size: 10 << 30, ..Default::default() }` and keep compiling
 //! as the model grows.
 
+pub mod commissioning;
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};

@@ -3,10 +3,11 @@
 //! files, checking size and sha256 while streaming), then promotes the
 //! versions into the store and garbage-collects old ones.
 //!
-//! Each download is a small pipeline: the network task hands every chunk to
-//! a hashing thread and a writing thread at once, so the slowest of the three
-//! (usually sha256) sets the pace instead of their sum, and memory stays at a
-//! few chunks per download whatever the image size.
+//! Each download is a small pipeline: the network task copies the received
+//! chunks into a few recycled 2 MiB buffers and hands each full one to a
+//! hashing thread and a writing thread at once, so the slowest of the three
+//! (sha256) sets the pace instead of their sum, and memory stays at four
+//! buffers per download whatever the image size.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -307,8 +308,8 @@ impl Importer {
         });
         counters.done.fetch_add(have, Ordering::Relaxed);
 
-        let (hash_tx, hash_rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
-        let (write_tx, write_rx) = mpsc::channel::<Batch>(PIPELINE_DEPTH);
+        let (hash_tx, hash_rx) = mpsc::channel::<Batch>(POOL_BUFFERS);
+        let (write_tx, write_rx) = mpsc::channel::<Batch>(POOL_BUFFERS);
         let hasher = {
             let staged = staged.clone();
             tokio::task::spawn_blocking(move || hash_prefix_then_stream(&staged, have, hash_rx))
@@ -320,58 +321,68 @@ impl Importer {
 
         let mut received = have;
         let what = file.path.clone();
-        // Chunks are handed on in batches of about BATCH_BYTES: the network
-        // delivers small chunks, and waking two threads per chunk would cost
-        // more CPU than the copy itself. Batching shares the `Bytes`, no copy.
-        let mut batch: Vec<Bytes> = Vec::new();
-        let mut batch_len = 0u64;
+        let mut pool = Pool::new();
+        let mut buf = pool.take().await;
+        // Hands a full buffer to both threads and reports progress; false
+        // when a thread has gone (its error is reported below).
+        let hand_on = |buf: Vec<u8>, pool: &Pool| {
+            let n = buf.len() as u64;
+            let b: Batch = Arc::new(pool.filled(buf));
+            let (hash_tx, write_tx) = (&hash_tx, &write_tx);
+            async move {
+                if hash_tx.send(b.clone()).await.is_err() || write_tx.send(b).await.is_err() {
+                    return false;
+                }
+                let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
+                let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
+                let secs = counters.started.elapsed().as_secs_f64();
+                emit(Progress::Bytes {
+                    done,
+                    total: counters.total,
+                    rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
+                });
+                true
+            }
+        };
         let outcome: Result<()> = async {
             loop {
                 let chunk = tokio::select! {
                     c = body.stream.next() => c,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
-                let last = chunk.is_none();
-                if let Some(chunk) = chunk {
-                    let chunk = chunk?;
-                    received += chunk.len() as u64;
-                    if received > file.size {
-                        return Err(Error::SizeMismatch {
-                            what: what.clone(),
-                            expected: file.size,
-                            actual: received,
-                        });
-                    }
-                    batch_len += chunk.len() as u64;
-                    batch.push(chunk);
-                }
-                if batch_len >= BATCH_BYTES || (last && batch_len > 0) {
-                    let n = batch_len;
-                    let b: Batch = Arc::from(std::mem::take(&mut batch));
-                    batch_len = 0;
-                    // A closed channel means that thread failed; its error is reported below.
-                    if hash_tx.send(b.clone()).await.is_err() || write_tx.send(b).await.is_err() {
-                        break;
-                    }
-                    let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
-                    let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
-                    let secs = counters.started.elapsed().as_secs_f64();
-                    emit(Progress::Bytes {
-                        done,
-                        total: counters.total,
-                        rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
+                let Some(chunk) = chunk else { break };
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                if received > file.size {
+                    return Err(Error::SizeMismatch {
+                        what: what.clone(),
+                        expected: file.size,
+                        actual: received,
                     });
                 }
-                if last {
-                    break;
+                // Copy the chunk into a pooled buffer and drop it at once:
+                // the HTTP client then reuses its own (cache-warm) read
+                // buffer instead of allocating a fresh one per read, and the
+                // threads downstream get few, large, recycled buffers.
+                let mut rest: &[u8] = &chunk;
+                while !rest.is_empty() {
+                    let n = (BUF_BYTES - buf.len()).min(rest.len());
+                    buf.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    if buf.len() == BUF_BYTES {
+                        let full = std::mem::replace(&mut buf, pool.take().await);
+                        if !hand_on(full, &pool).await {
+                            return Ok(());
+                        }
+                    }
                 }
             }
             Ok(())
         }
         .await;
-        // Whatever arrived before an error is still worth keeping for a resume.
-        if !batch.is_empty() {
-            let _ = write_tx.send(Arc::from(std::mem::take(&mut batch))).await;
+        // Whatever arrived (even before an error) is worth keeping for a resume.
+        if !buf.is_empty() {
+            hand_on(std::mem::take(&mut buf), &pool).await;
         }
         drop(hash_tx);
         drop(write_tx);
@@ -408,15 +419,75 @@ impl Importer {
     }
 }
 
-/// Batches in flight per pipeline stage; with [`BATCH_BYTES`] this bounds
-/// memory per download (about 8 MiB) whatever the file size.
-const PIPELINE_DEPTH: usize = 8;
+/// Size of one pipeline buffer.
+const BUF_BYTES: usize = 2 << 20;
 
-/// Bytes handed to the hashing and writing threads at once.
-const BATCH_BYTES: u64 = 1 << 20;
+/// Buffers per download: bounds its memory (8 MiB) whatever the file size,
+/// and lets the network, hashing and writing each work on one buffer while
+/// a fourth fills.
+const POOL_BUFFERS: usize = 4;
 
-/// Received chunks shared by the hashing and writing threads.
-type Batch = Arc<[Bytes]>;
+/// The recycled buffers of one download.
+struct Pool {
+    free: mpsc::UnboundedReceiver<Vec<u8>>,
+    home: mpsc::UnboundedSender<Vec<u8>>,
+    allocated: usize,
+}
+
+impl Pool {
+    fn new() -> Self {
+        let (home, free) = mpsc::unbounded_channel();
+        Self {
+            free,
+            home,
+            allocated: 0,
+        }
+    }
+
+    /// An empty buffer: a returned one, a new one while fewer than
+    /// [`POOL_BUFFERS`] exist, else waits for one to come back.
+    async fn take(&mut self) -> Vec<u8> {
+        if let Ok(b) = self.free.try_recv() {
+            return b;
+        }
+        if self.allocated < POOL_BUFFERS {
+            self.allocated += 1;
+            return Vec::with_capacity(BUF_BYTES);
+        }
+        // `self.home` keeps the channel open, so `None` cannot happen; a
+        // fresh buffer is still a correct answer if it ever did.
+        self.free
+            .recv()
+            .await
+            .unwrap_or_else(|| Vec::with_capacity(BUF_BYTES))
+    }
+
+    fn filled(&self, data: Vec<u8>) -> Filled {
+        Filled {
+            data,
+            home: self.home.clone(),
+        }
+    }
+}
+
+/// A full buffer shared by the hashing and writing threads; whichever drops
+/// it last sends it back to the pool.
+struct Filled {
+    data: Vec<u8>,
+    home: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Drop for Filled {
+    fn drop(&mut self) {
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        // The download may be over (receiver gone): then the buffer is freed.
+        let _ = self.home.send(data);
+    }
+}
+
+/// A buffer on its way to the hashing and writing threads.
+type Batch = Arc<Filled>;
 
 fn join(root: &Url, path: &str) -> Result<Url> {
     // "./" keeps a first segment with a colon (`com.ubuntu.maas:…`) from
@@ -445,9 +516,7 @@ fn hash_prefix_then_stream(
         }
     }
     while let Some(batch) = rx.blocking_recv() {
-        for chunk in batch.iter() {
-            hasher.update(chunk);
-        }
+        hasher.update(&batch.data);
     }
     Ok(hasher.finish())
 }
@@ -465,11 +534,8 @@ fn write_stream(staged: &Path, keep: u64, mut rx: mpsc::Receiver<Batch>) -> Resu
     let mut f = f;
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(keep))
         .map_err(|e| Error::io(staged, e))?;
-    // Batches are already large: write them straight through, no extra copy.
     while let Some(batch) = rx.blocking_recv() {
-        for chunk in batch.iter() {
-            f.write_all(chunk).map_err(|e| Error::io(staged, e))?;
-        }
+        f.write_all(&batch.data).map_err(|e| Error::io(staged, e))?;
     }
     f.sync_data().map_err(|e| Error::io(staged, e))
 }

@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Connections in the pool (default 8).
     pub pool_size: Option<u32>,
+    /// Largest accepted API request body in bytes (default 64 MiB); bigger
+    /// requests are answered 413 before they are read.
+    pub max_body_bytes: Option<usize>,
 }
 
 impl FileConfig {
@@ -47,7 +50,13 @@ pub struct Config {
     pub database_url: String,
     /// Pool size.
     pub pool_size: u32,
+    /// Largest accepted API request body in bytes.
+    pub max_body_bytes: usize,
 }
+
+/// The default request body limit: boot-resource uploads come in 4 MiB
+/// chunks and nothing else MAAS accepts is close to this.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +66,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &crate::db::Backend::of_url(&self.database_url))
             .field("pool_size", &self.pool_size)
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
 }
@@ -74,6 +84,10 @@ impl TryFrom<FileConfig> for Config {
         if pool_size == 0 || pool_size > 256 {
             return Err(Error::Config("pool_size must be between 1 and 256".into()));
         }
+        let max_body_bytes = f.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be at least 1".into()));
+        }
         Ok(Config {
             listen: f
                 .listen
@@ -81,6 +95,7 @@ impl TryFrom<FileConfig> for Config {
             data_dir,
             database_url,
             pool_size,
+            max_body_bytes,
         })
     }
 }
@@ -103,12 +118,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.database_url, "/tmp/x/maas.db");
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        let c = Config::try_from(FileConfig::parse("max_body_bytes = 1024\n").unwrap()).unwrap();
+        assert_eq!(c.max_body_bytes, 1024);
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(FileConfig::parse("lisen = \"x\"").is_err());
         assert!(Config::try_from(FileConfig::parse("pool_size = 0").unwrap()).is_err());
+        assert!(Config::try_from(FileConfig::parse("max_body_bytes = 0").unwrap()).is_err());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! from the same route table that serves requests ([`api`]), and
 //! persistence on SQLite (default, WAL) or PostgreSQL through one diesel
 //! connection type ([`db`]). Machine life-cycle decisions come from
-//! `maas_core::actions`; this crate persists them with an event each.
+//! `maas_core::actions`; this crate persists them with an event each. The
+//! metadata API under `/MAAS/metadata/` ([`metadata`]) serves cloud-init,
+//! curtin and the ephemeral environment with per-node OAuth tokens.
 //!
 //! ```
 //! # async fn demo() -> maas_server::Result<()> {
@@ -37,6 +39,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 mod error;
+pub mod metadata;
 pub mod oauth;
 pub mod seed;
 
@@ -68,6 +71,8 @@ pub struct AppState {
     pub nonces: oauth::NonceStore,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Largest accepted API request body in bytes (413 beyond).
+    pub max_body_bytes: usize,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,6 +88,11 @@ impl AppState {
     /// Opens (and migrates) the database at `url` and seeds MAAS's default
     /// objects.
     pub fn open(url: &str, pool_size: u32) -> Result<Arc<AppState>> {
+        Self::open_with(url, pool_size, config::DEFAULT_MAX_BODY_BYTES)
+    }
+
+    /// [`AppState::open`] with a request body limit.
+    pub fn open_with(url: &str, pool_size: u32, max_body_bytes: usize) -> Result<Arc<AppState>> {
         let pool = db::Pool::open(url, pool_size)?;
         {
             let mut conn = pool.get()?;
@@ -93,12 +103,14 @@ impl AppState {
             api: api::Api::new(),
             nonces: oauth::NonceStore::default(),
             clock: Arc::new(SystemClock),
+            max_body_bytes,
         }))
     }
 }
 
 /// The HTTP application.
 pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.max_body_bytes;
     Router::new()
         .route("/MAAS/api/version/", get(api_version_text))
         .route("/MAAS/api/2.0/describe/", get(describe))
@@ -106,8 +118,62 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/MAAS/accounts/authenticate/", any(authenticate))
         .route("/MAAS/api/1.0/{*rest}", any(api_gone))
         .route("/MAAS/api/2.0/{*rest}", any(api_dispatch))
+        .route("/MAAS/metadata", any(metadata::handle))
+        .route("/MAAS/metadata/", any(metadata::handle))
+        .route("/MAAS/metadata/{*rest}", any(metadata::handle))
         .route("/metrics", get(metrics))
+        // Every refusal carries a message, also for paths and methods no
+        // route knows (axum's defaults have empty bodies).
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        // The body limit holds on every route: extractors stop at it, and
+        // a Content-Length above it is refused before anything is read.
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            refuse_announced_overflow,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// 413 for a request whose Content-Length is over `limit`, without waiting
+/// for a body that may never come.
+async fn refuse_announced_overflow(
+    State(limit): State<usize>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    next.run(req).await
+}
+
+async fn no_route(uri: axum::http::Uri) -> Response {
+    api::ApiError::not_found(format!("Unknown path: {}", uri.path())).into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("Method {method} is not allowed on {}.", uri.path()),
+    )
+        .into_response()
+}
+
+fn too_large(limit: usize) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("Request body too large: the limit is {limit} bytes."),
+    )
+        .into_response()
 }
 
 async fn api_version_text() -> impl IntoResponse {
@@ -145,13 +211,19 @@ async fn openapi(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 
 async fn api_dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, 1 << 30).await {
+    let limit = state.max_body_bytes;
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
+        // http-body-util's `LengthLimitError` (chunked bodies that grow
+        // past the limit) only shows through its message here.
+        Err(e) if e.to_string().contains("length limit exceeded") => return too_large(limit),
         Err(e) => {
             return api::ApiError::bad_request(format!("Unreadable body: {e}")).into_response();
         }
     };
-    api::dispatch(
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let res = api::dispatch(
         state,
         parts.method,
         parts.uri.path().to_owned(),
@@ -159,7 +231,10 @@ async fn api_dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
         parts.headers,
         body,
     )
-    .await
+    .await;
+    // The path only: query strings and bodies may carry credentials.
+    tracing::debug!(%method, %path, status = res.status().as_u16(), "API request");
+    res
 }
 
 /// `POST /MAAS/accounts/authenticate/`: password login returning a token.
@@ -171,7 +246,7 @@ async fn authenticate(
     body: Bytes,
 ) -> Response {
     if method != Method::POST {
-        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        return method_not_allowed(method, uri).await;
     }
     let params = match api::read_params(uri.query(), &headers, &body).await {
         Ok(p) => p,

@@ -34,6 +34,9 @@ struct Common {
     /// Database connections in the pool.
     #[arg(long, env = "MAAS_POOL_SIZE")]
     pool_size: Option<u32>,
+    /// Largest accepted API request body in bytes (413 beyond).
+    #[arg(long, env = "MAAS_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
 }
 
 impl Common {
@@ -55,6 +58,9 @@ impl Common {
         if self.pool_size.is_some() {
             f.pool_size = self.pool_size;
         }
+        if self.max_body_bytes.is_some() {
+            f.max_body_bytes = self.max_body_bytes;
+        }
         Ok(Config::try_from(f)?)
     }
 
@@ -67,8 +73,9 @@ impl Common {
             std::fs::create_dir_all(&cfg.data_dir)
                 .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         }
-        let state = maas_server::AppState::open(&cfg.database_url, cfg.pool_size)
-            .context("opening the database")?;
+        let state =
+            maas_server::AppState::open_with(&cfg.database_url, cfg.pool_size, cfg.max_body_bytes)
+                .context("opening the database")?;
         Ok((cfg, state))
     }
 }

@@ -93,6 +93,17 @@ pub struct MachineSpec {
     /// NICs.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
+    /// Owner's username (for Allocated, Deployed, … inventories; the user
+    /// is not checked).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Locked against changes.
+    #[serde(default)]
+    pub locked: bool,
+    /// The status to return to (mark fixed, exit rescue mode); defaults to
+    /// `status`.
+    #[serde(default)]
+    pub previous_status: Option<String>,
 }
 
 fn default_arch() -> String {
@@ -134,12 +145,17 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
         };
         let mut known: Vec<(String, String)> = Vec::new();
         for s in specs {
-            let status = NodeStatus::ALL
-                .into_iter()
-                .find(|st| st.name().eq_ignore_ascii_case(&s.status))
-                .ok_or_else(|| {
-                    Error::Refused(format!("{}: unknown status {}", s.hostname, s.status))
-                })?;
+            let by_name = |name: &str| {
+                NodeStatus::ALL
+                    .into_iter()
+                    .find(|st| st.name().eq_ignore_ascii_case(name))
+                    .ok_or_else(|| Error::Refused(format!("{}: unknown status {name}", s.hostname)))
+            };
+            let status = by_name(&s.status)?;
+            let previous_status = match &s.previous_status {
+                Some(p) => by_name(p)?,
+                None => status,
+            };
             for (kind, name) in std::iter::once((kinds::ZONE, &s.zone))
                 .chain(std::iter::once((kinds::POOL, &s.pool)))
                 .chain(s.tags.iter().map(|t| (kinds::TAG, t)))
@@ -191,7 +207,9 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
                 system_id: system_id.clone(),
                 hostname: s.hostname.clone(),
                 status,
-                previous_status: status,
+                previous_status,
+                owner: s.owner.clone(),
+                locked: s.locked,
                 power_type: if s.power_type.is_empty() {
                     "manual".into()
                 } else {

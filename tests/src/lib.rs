@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod harden;
+
 /// The path of the `maasd` binary: `$MAASD_BIN`, else the one cargo built
 /// next to this test executable (built on demand with `cargo build`).
 pub fn maasd_binary() -> anyhow::Result<std::path::PathBuf> {

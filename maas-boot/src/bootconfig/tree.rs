@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use maas_core::MacAddress;
 
-use super::templates::{grub_bootstrap, ipxe_bootstrap, render};
+use super::templates::{grub_bootstrap, ipxe_bootstrap, ipxe_bootstrap_for, render_for};
 use super::{BootConfigSource, BootRequest, Loader};
 use crate::tree::{BootFile, BootPath, BootTree, Client};
 use crate::{Error, Result};
@@ -109,6 +109,10 @@ impl BootTree for ConfigTree {
             None => return self.files.open(path, client).await,
             Some(ConfigPath::Absent) => return Err(Error::NotFound(path.as_string())),
             Some(ConfigPath::GrubBootstrap) => grub_bootstrap(),
+            // Name ourselves: under proxyDHCP `${next-server}` is not us.
+            Some(ConfigPath::IpxeBootstrap) if !client.local.ip().is_unspecified() => {
+                ipxe_bootstrap_for(client.local.ip())
+            }
             Some(ConfigPath::IpxeBootstrap) => ipxe_bootstrap(),
             Some(ConfigPath::Config { loader, mac, arch }) => {
                 let req = BootRequest {
@@ -119,7 +123,16 @@ impl BootTree for ConfigTree {
                     rack: client.local.ip(),
                 };
                 let params = self.source.boot_params(&req).await?;
-                render(loader, &params, req.rack)
+                // An arch-default name says the architecture (pxelinux:
+                // `default.amd64-generic`); a per-MAC one does not.
+                let (arch, subarch) = match req.arch.as_deref() {
+                    Some(a) => match a.split_once('-') {
+                        Some((a, s)) => (Some(a), Some(s)),
+                        None => (Some(a), None),
+                    },
+                    None => (None, None),
+                };
+                render_for(loader, &params, req.rack, arch, subarch)
             }
         };
         Ok(BootFile::Bytes(Bytes::from(text)))

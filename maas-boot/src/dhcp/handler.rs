@@ -397,6 +397,22 @@ impl Handler {
         self.lock().len()
     }
 
+    /// Reclaims leases whose time is up at `now` (the server loop calls it
+    /// on a timer): bound leases lapse to free-but-remembered, each reported
+    /// as [`DhcpEvent::Expired`] and recorded in the lease store; stale offers
+    /// are forgotten. Returns how many leases lapsed.
+    pub fn reclaim(&self, now: Timestamp) -> usize {
+        let lapsed = self.lock().expire(now);
+        for l in &lapsed {
+            self.store.record(l);
+            self.backend.event(DhcpEvent::Expired {
+                mac: l.mac,
+                addr: l.addr,
+            });
+        }
+        lapsed.len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LeaseTable> {
         // The table is consistent between statements; a panic elsewhere
         // while holding the lock does not corrupt it.
@@ -763,6 +779,16 @@ impl Handler {
             .is_some_and(|v| v.starts_with("PXEClient"))
         {
             return Action::Drop(DropReason::NotPxe);
+        }
+        // The client's REQUEST to the site's DHCP server is broadcast too, and
+        // reaches us on port 67; only one naming us (PXE sends it to port 4011)
+        // is ours to answer.
+        if mtype == MessageType::Request
+            && let Some(DhcpOption::ServerIdentifier(sid)) =
+                req.msg.opts().get(OptionCode::ServerIdentifier)
+            && *sid != req.cfg.server_ip
+        {
+            return Action::Drop(DropReason::OtherServer(*sid));
         }
         let Some(boot) = self.backend.boot(&req.client, req.cfg) else {
             return Action::Drop(DropReason::NotPxe);

@@ -145,6 +145,36 @@ impl LeaseTable {
         self.by_addr.insert(lease.addr, lease);
     }
 
+    /// Lapses everything whose time is up at `now`: a bound lease becomes
+    /// [`LeaseState::Released`] (free, still remembered for its holder, so it
+    /// gets the same address back), a lapsed offer is forgotten. Returns the
+    /// leases that lapsed, in their new state. Declined addresses need no
+    /// change: they are usable again once their hold ends.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<Lease> {
+        let mut lapsed = Vec::new();
+        let mut stale_offers = Vec::new();
+        for l in self.by_addr.values_mut() {
+            if l.expires > now {
+                continue;
+            }
+            match l.state {
+                LeaseState::Bound => {
+                    l.state = LeaseState::Released;
+                    lapsed.push(l.clone());
+                }
+                LeaseState::Offered => stale_offers.push((l.addr, l.mac)),
+                LeaseState::Released | LeaseState::Declined => {}
+            }
+        }
+        for (addr, mac) in stale_offers {
+            self.by_addr.remove(&addr);
+            if self.by_mac.get(&mac) == Some(&addr) {
+                self.by_mac.remove(&mac);
+            }
+        }
+        lapsed
+    }
+
     /// Forgets an offer (the client chose another server).
     pub fn drop_offer(&mut self, mac: MacAddress) {
         if let Some(&addr) = self.by_mac.get(&mac)
@@ -317,6 +347,41 @@ mod tests {
         }
         assert_eq!(t.allocate(&s, mac(1), None, T0, &|_| false), None);
         assert!(t.allocate(&s, mac(1), None, until, &|_| false).is_some());
+    }
+
+    #[test]
+    fn expiry_frees_bound_leases_and_forgets_offers() {
+        let s = subnet();
+        let mut t = LeaseTable::new();
+        let end = Timestamp(T0.0 + 600_000);
+        bind(&mut t, [10, 0, 0, 10].into(), mac(1), end);
+        t.insert(Lease {
+            addr: [10, 0, 0, 11].into(),
+            mac: mac(2),
+            state: LeaseState::Offered,
+            expires: Timestamp(T0.0 + 60_000),
+            hostname: None,
+        });
+        assert!(t.expire(Timestamp(T0.0 + 59_999)).is_empty());
+        assert!(
+            t.expire(Timestamp(T0.0 + 60_000)).is_empty(),
+            "offers lapse silently"
+        );
+        assert!(t.get([10, 0, 0, 11].into()).is_none() && t.for_mac(mac(2)).is_none());
+        assert!(t.expire(Timestamp(end.0 - 1)).is_empty());
+        let lapsed = t.expire(end);
+        assert_eq!(lapsed.len(), 1);
+        assert_eq!(lapsed[0].state, LeaseState::Released);
+        assert_eq!(
+            t.get([10, 0, 0, 10].into()).unwrap().state,
+            LeaseState::Released
+        );
+        assert!(t.expire(Timestamp(end.0 + 1)).is_empty(), "lapses once");
+        // The former holder is still remembered and gets its address back.
+        assert_eq!(
+            t.allocate(&s, mac(1), None, end, &|_| false),
+            Some([10, 0, 0, 10].into())
+        );
     }
 
     #[test]

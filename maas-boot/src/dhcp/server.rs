@@ -1,8 +1,9 @@
 //! The thin tokio loop around [`Handler`]: receive a burst of datagrams,
 //! handle each, make the burst's lease changes durable with one
 //! [`LeaseStore::sync`](super::LeaseStore::sync) (group commit), then send
-//! the burst's replies. It owns no policy; it is given an already-bound
-//! socket ([`bind_socket`] makes one) and stops when the token is cancelled.
+//! the burst's replies. On a timer it asks the handler to reclaim lapsed
+//! leases. It owns no policy; it is given an already-bound socket
+//! ([`bind_socket`] makes one) and stops when the token is cancelled.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use crate::{Error, Result};
 
 /// Most datagrams handled before the loop looks at its lease-store sync again.
 const BURST: usize = 256;
+
+/// Floor of [`ServeOptions::reclaim_every`]: a scan of the table is O(leases).
+const MIN_RECLAIM: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Binds the DHCP server socket: `addr` (normally 0.0.0.0:67), broadcast
 /// allowed, and, when `device` is given, tied to that interface
@@ -56,6 +60,9 @@ pub struct ServeOptions {
     pub server_port: u16,
     /// Port replies to clients go to (68; tests move it).
     pub client_port: u16,
+    /// How often the loop reclaims lapsed leases ([`Handler::reclaim`]),
+    /// measured in real time; the lapse itself is judged by `clock`.
+    pub reclaim_every: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -63,6 +70,7 @@ impl std::fmt::Debug for ServeOptions {
         f.debug_struct("ServeOptions")
             .field("server_port", &self.server_port)
             .field("client_port", &self.client_port)
+            .field("reclaim_every", &self.reclaim_every)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +81,7 @@ impl Default for ServeOptions {
             clock: Arc::new(SystemClock),
             server_port: 67,
             client_port: 68,
+            reclaim_every: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -123,10 +132,18 @@ pub async fn serve(
     // Durable replies covered by the sync in flight, and those waiting for the next.
     let mut waiting: Vec<Reply> = Vec::new();
     let mut pending: Vec<Reply> = Vec::new();
+    let mut reclaim = tokio::time::interval(options.reclaim_every.max(MIN_RECLAIM));
+    reclaim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            _ = reclaim.tick() => {
+                let n = handler.reclaim(options.clock.now());
+                if n > 0 {
+                    tracing::debug!(lapsed = n, "DHCP leases expired");
+                }
+            }
             done = async {
                 match inflight.as_mut() {
                     Some(h) => h.await,
@@ -198,6 +215,15 @@ pub async fn serve(
     if let Some(h) = inflight {
         // Let the last commit finish so the log is not left mid-write by us.
         let _ = h.await;
+    }
+    if store.dirty() {
+        // Changes made since (a reclaim, a release) are not lost on shutdown.
+        let s = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || s.sync()).await {
+            Ok(Ok(())) => stats.syncs += 1,
+            Ok(Err(e)) => tracing::error!(error = %e, "lease store sync failed"),
+            Err(e) => tracing::error!(error = %e, "lease store sync task failed"),
+        }
     }
     Ok(stats)
 }

@@ -5,12 +5,13 @@
 //! never promises an address a crash could forget.
 //!
 //! [`FileStore`] is an append-only text log, one lease per line, compacted
-//! when opened; [`MemoryStore`] keeps the records in memory (tests, and
+//! when opened and whenever it grows past a multiple of the live set; [`MemoryStore`] keeps the records in memory (tests, and
 //! racks that rebuild leases from the region).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -83,44 +84,111 @@ impl LeaseStore for MemoryStore {
     }
 }
 
-/// An append-only lease log on disk with group commit.
+/// An append-only lease log on disk with group commit and compaction.
 ///
-/// Line format: `<state> <addr> <mac> <expires-ms> <hostname|->`, e.g.
+/// Line format: `<state> <addr> <mac> <expires-ms> <hostname|->\n`, e.g.
 /// `B 10.0.0.10 52:54:00:00:00:01 1700000600000 node1`. On open the log is
-/// replayed (last line per address wins) and rewritten compacted through a
-/// temporary file and an atomic rename.
+/// replayed (last line per address wins; a line without its newline is a
+/// torn write and ignored) and rewritten compacted.
+///
+/// The log is compacted again from [`sync`](LeaseStore::sync) once it holds
+/// more than [`CompactPolicy::factor`] lines per live address (and at least
+/// [`CompactPolicy::min_lines`]): the live set is written to `<log>.compact`,
+/// fsynced, renamed over the log and the directory fsynced. A crash at any
+/// step leaves either the old log (whole) or the new one (whole); a stale
+/// `.compact` file is overwritten on the next compaction.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
-    file: Mutex<File>,
-    buf: Mutex<String>,
+    policy: CompactPolicy,
+    /// Held for the whole of a sync, so syncs (and compactions) serialise.
+    log: Mutex<Log>,
+    pending: Mutex<Vec<Lease>>,
     loaded: Vec<Lease>,
+    #[cfg(test)]
+    crash_at: Mutex<Option<CompactStep>>,
+}
+
+/// When [`FileStore`] rewrites its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactPolicy {
+    /// Compact when the log has more than this many lines per live address.
+    pub factor: usize,
+    /// ... and at least this many lines (small tables are not worth it).
+    pub min_lines: usize,
+}
+
+impl Default for CompactPolicy {
+    fn default() -> Self {
+        Self {
+            factor: 4,
+            min_lines: 4096,
+        }
+    }
+}
+
+/// The open log: the append handle, the live set and the line count.
+#[derive(Debug)]
+struct Log {
+    file: File,
+    live: HashMap<Ipv4Addr, Lease>,
+    lines: usize,
+    /// A write failed part-way: the file may end in half a line, so the
+    /// next write starts on a fresh one.
+    torn: bool,
+}
+
+/// The steps of a compaction, where a test can pretend the process died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CompactStep {
+    /// Part of the temporary file written.
+    TempPartial,
+    /// Temporary file complete and synced, not yet renamed.
+    TempWritten,
+    /// Renamed, directory not yet synced.
+    Renamed,
 }
 
 impl FileStore {
-    /// Opens (creating if needed), replays and compacts the log at `path`.
+    /// Opens (creating if needed), replays and compacts the log at `path`,
+    /// with the default [`CompactPolicy`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, CompactPolicy::default())
+    }
+
+    /// [`open`](Self::open) with a compaction policy.
+    pub fn open_with(path: impl AsRef<Path>, policy: CompactPolicy) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let io = |source| Error::LeaseStore {
             path: path.clone(),
             source,
         };
         let mut records = Vec::new();
-        match File::open(&path) {
-            Ok(f) => {
-                for (i, line) in BufReader::new(f).lines().enumerate() {
-                    let line = line.map_err(io)?;
-                    if line.trim().is_empty() {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let mut rest = &bytes[..];
+                let mut line_no = 0;
+                // Only newline-terminated lines count: a torn write leaves an
+                // unterminated tail that was never synced, so no ACK promised it.
+                while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                    line_no += 1;
+                    let line = &rest[..nl];
+                    rest = &rest[nl + 1..];
+                    if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match parse_line(&line) {
+                    match std::str::from_utf8(line)
+                        .map_err(|e| e.to_string())
+                        .and_then(parse_line)
+                    {
                         Ok(l) => records.push(l),
-                        // A torn last line is what a crash mid-write leaves;
-                        // it was never synced, so no ACK promised it.
                         Err(reason) => {
-                            tracing::warn!(path = %path.display(), line = i + 1, %reason, "skipping unreadable lease record");
+                            tracing::warn!(path = %path.display(), line = line_no, %reason, "skipping unreadable lease record");
                         }
                     }
+                }
+                if !rest.is_empty() {
+                    tracing::warn!(path = %path.display(), bytes = rest.len(), "ignoring a torn last lease record");
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -130,33 +198,103 @@ impl FileStore {
             .into_iter()
             .filter(|l| l.state != LeaseState::Offered)
             .collect();
-        let tmp = path.with_extension("compact");
-        {
-            let mut out = String::new();
-            for l in &loaded {
-                format_line(&mut out, l);
-            }
-            let mut f = File::create(&tmp).map_err(io)?;
-            f.write_all(out.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename is durable only once the directory is.
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
-        Ok(Self {
+        let live: HashMap<Ipv4Addr, Lease> = loaded.iter().map(|l| (l.addr, l.clone())).collect();
+        // Replaced by the compaction below.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        let store = Self {
             path,
-            file: Mutex::new(file),
-            buf: Mutex::new(String::new()),
+            policy,
+            log: Mutex::new(Log {
+                file,
+                live,
+                lines: 0,
+                torn: false,
+            }),
+            pending: Mutex::new(Vec::new()),
             loaded,
-        })
+            #[cfg(test)]
+            crash_at: Mutex::new(None),
+        };
+        store.compact(&mut lock(&store.log))?;
+        Ok(store)
     }
 
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn io_err(&self, source: std::io::Error) -> Error {
+        Error::LeaseStore {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Whether a test asked to "die" at `step`.
+    #[cfg(test)]
+    fn crash(&self, step: CompactStep) -> bool {
+        *lock(&self.crash_at) == Some(step)
+    }
+    #[cfg(not(test))]
+    fn crash(&self, _step: CompactStep) -> bool {
+        false
+    }
+
+    /// Rewrites the log as its live set: temporary file, fsync, rename,
+    /// directory fsync, then appends go to the new file.
+    fn compact(&self, log: &mut Log) -> Result<()> {
+        let mut live: Vec<&Lease> = log.live.values().collect();
+        live.sort_by_key(|l| u32::from(l.addr));
+        let mut out = String::with_capacity(live.len() * 48);
+        for l in &live {
+            format_line(&mut out, l);
+        }
+        let tmp = self.path.with_extension("compact");
+        {
+            let mut f = File::create(&tmp).map_err(|e| self.io_err(e))?;
+            if self.crash(CompactStep::TempPartial) {
+                let _ = f.write_all(&out.as_bytes()[..out.len() / 2]);
+                return Err(self.io_err(std::io::Error::other("simulated crash")));
+            }
+            f.write_all(out.as_bytes()).map_err(|e| self.io_err(e))?;
+            f.sync_all().map_err(|e| self.io_err(e))?;
+        }
+        if self.crash(CompactStep::TempWritten) {
+            return Err(self.io_err(std::io::Error::other("simulated crash")));
+        }
+        std::fs::rename(&tmp, &self.path).map_err(|e| self.io_err(e))?;
+        // From here on appends must go to the new file, whatever fails next.
+        log.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| self.io_err(e))?;
+        log.lines = live.len();
+        log.torn = false;
+        if self.crash(CompactStep::Renamed) {
+            return Err(self.io_err(std::io::Error::other("simulated crash")));
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename is durable only once the directory is.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io_err(e))?;
+        }
+        Ok(())
+    }
+
+    fn wants_compaction(&self, log: &Log) -> bool {
+        log.lines >= self.policy.min_lines
+            && log.lines > self.policy.factor.saturating_mul(log.live.len().max(1))
+    }
+
+    /// Lines in the log now (for tests and metrics).
+    pub fn log_lines(&self) -> usize {
+        lock(&self.log).lines
     }
 }
 
@@ -166,27 +304,46 @@ impl LeaseStore for FileStore {
     }
 
     fn record(&self, lease: &Lease) {
-        format_line(&mut lock(&self.buf), lease);
+        lock(&self.pending).push(lease.clone());
     }
 
     fn sync(&self) -> Result<()> {
-        // Take the file lock first so concurrent syncs serialise and none
+        // Take the log lock first so concurrent syncs serialise and none
         // returns before the data it must cover is on disk.
-        let mut file = lock(&self.file);
-        let pending = std::mem::take(&mut *lock(&self.buf));
+        let mut log = lock(&self.log);
+        let pending = std::mem::take(&mut *lock(&self.pending));
         if pending.is_empty() {
             return Ok(());
         }
-        let io = |source| Error::LeaseStore {
-            path: self.path.clone(),
-            source,
-        };
-        file.write_all(pending.as_bytes()).map_err(io)?;
-        file.sync_data().map_err(io)
+        let mut text = String::with_capacity(pending.len() * 48 + 1);
+        if log.torn {
+            text.push('\n');
+        }
+        for l in &pending {
+            format_line(&mut text, l);
+        }
+        if let Err(e) = log.file.write_all(text.as_bytes()) {
+            log.torn = true;
+            return Err(self.io_err(e));
+        }
+        log.torn = false;
+        log.file.sync_data().map_err(|e| self.io_err(e))?;
+        log.lines += pending.len();
+        for l in pending {
+            log.live.insert(l.addr, l);
+        }
+        if self.wants_compaction(&log) {
+            // The records are durable already; a failed compaction leaves
+            // the old log in place and is retried at the next sync.
+            if let Err(e) = self.compact(&mut log) {
+                tracing::warn!(error = %e, "lease log compaction failed");
+            }
+        }
+        Ok(())
     }
 
     fn dirty(&self) -> bool {
-        !lock(&self.buf).is_empty()
+        !lock(&self.pending).is_empty()
     }
 }
 
@@ -289,6 +446,100 @@ mod tests {
         std::fs::write(&p, format!("{good}B 10.0.0.7 52:54")).unwrap();
         let s = FileStore::open(&p).unwrap();
         assert_eq!(s.load().unwrap(), vec![lease(2, LeaseState::Bound)]);
+    }
+
+    fn small() -> CompactPolicy {
+        CompactPolicy {
+            factor: 2,
+            min_lines: 8,
+        }
+    }
+
+    #[test]
+    fn log_is_compacted_when_it_outgrows_the_live_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("leases.log");
+        let s = FileStore::open_with(&p, small()).unwrap();
+        // Four addresses renewed over and over: the log must stay within
+        // factor x live (or min_lines), never grow with the renewals.
+        let mut last = Vec::new();
+        for round in 0..50u8 {
+            for n in 1..=4u8 {
+                let mut l = lease(n, LeaseState::Bound);
+                l.expires = Timestamp(1_700_000_000_000 + i64::from(round));
+                s.record(&l);
+                if round == 49 {
+                    last.push(l);
+                }
+            }
+            s.sync().unwrap();
+            let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+            assert_eq!(lines, s.log_lines());
+            assert!(lines <= 8 + 4, "round {round}: {lines} lines");
+        }
+        drop(s);
+        assert_eq!(FileStore::open(&p).unwrap().load().unwrap(), last);
+    }
+
+    /// Synced records survive a crash at every step of a compaction; a new
+    /// store on the same path recovers them all and goes on working.
+    #[test]
+    fn compaction_survives_a_crash_at_every_step() {
+        for step in [
+            CompactStep::TempPartial,
+            CompactStep::TempWritten,
+            CompactStep::Renamed,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("leases.log");
+            let s = FileStore::open_with(&p, small()).unwrap();
+            let mut want = Vec::new();
+            for n in 1..=6u8 {
+                let l = lease(n, LeaseState::Bound);
+                s.record(&l);
+                want.push(l);
+            }
+            s.sync().unwrap();
+            *lock(&s.crash_at) = Some(step);
+            // Enough renewals of one address to trigger a compaction, which "dies".
+            for i in 0..10 {
+                let mut l = lease(1, LeaseState::Bound);
+                l.expires = Timestamp(1_800_000_000_000 + i);
+                s.record(&l);
+                s.sync().unwrap();
+                want[0] = l;
+            }
+            // The process is gone; whatever the step, the synced state is on disk.
+            drop(s);
+            let s = FileStore::open_with(&p, small()).unwrap();
+            assert_eq!(s.load().unwrap(), want, "crash at {step:?}");
+            s.record(&lease(9, LeaseState::Bound));
+            s.sync().unwrap();
+            drop(s);
+            let got = FileStore::open(&p).unwrap().load().unwrap();
+            assert_eq!(got.len(), 7, "crash at {step:?}: {got:?}");
+        }
+    }
+
+    /// A log cut anywhere (a torn write) loses at most the cut record; every
+    /// complete line before the cut is recovered.
+    #[test]
+    fn truncated_tail_recovers_every_complete_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("leases.log");
+        let mut full = String::new();
+        let leases: Vec<Lease> = (1..=5u8).map(|n| lease(n, LeaseState::Bound)).collect();
+        let mut ends = Vec::new();
+        for l in &leases {
+            format_line(&mut full, l);
+            ends.push(full.len());
+        }
+        for cut in 0..=full.len() {
+            std::fs::write(&p, &full.as_bytes()[..cut]).unwrap();
+            let got = FileStore::open(&p).unwrap().load().unwrap();
+            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(got, leases[..complete].to_vec(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! request ([`accept`]) and running a transfer ([`Transfer`]) are pure; this
 //! module only moves datagrams and file bytes.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
@@ -25,6 +27,10 @@ pub struct TftpConfig {
     pub max_retries: u32,
     /// Transfers running at once; requests beyond it get ERROR 0 "server busy".
     pub max_transfers: usize,
+    /// Transfers running at once for one client address; beyond it, ERROR 0.
+    /// A netbooting machine runs one at a time; this keeps one address from
+    /// taking every slot (and every ephemeral port).
+    pub max_per_client: usize,
     /// Largest file sent in netascii mode (it is converted in memory).
     pub max_netascii: u64,
 }
@@ -35,6 +41,7 @@ impl Default for TftpConfig {
             limits: Limits::default(),
             max_retries: 5,
             max_transfers: 2048,
+            max_per_client: 64,
             max_netascii: 16 << 20,
         }
     }
@@ -109,6 +116,49 @@ pub fn error_code(e: &Error) -> ErrorCode {
     }
 }
 
+/// Transfers running per client address.
+#[derive(Debug, Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Plain counters: a panic elsewhere cannot leave them inconsistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for `ip` if it has fewer than `max` transfers running.
+    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut c = self.counts();
+        let n = c.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One running transfer of a client; gives its slot back when dropped.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut c = self.table.counts();
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves read requests on `socket` from `tree` until `cancel` fires.
 ///
 /// Each transfer runs in its own task on a fresh socket bound to the listening
@@ -123,15 +173,20 @@ pub async fn serve(
     let local = socket
         .local_addr()
         .map_err(|e| Error::io("reading the TFTP socket address", e))?;
+    if local.ip().is_unspecified() {
+        pktinfo::enable(&socket, local.is_ipv6())
+            .map_err(|e| Error::io("enabling packet info on the TFTP socket", e))?;
+    }
     let slots = Arc::new(Semaphore::new(config.max_transfers));
+    let per_client = Arc::new(PerClient::default());
     let config = Arc::new(config);
     let mut buf = vec![0u8; MAX_PACKET + 1];
     tracing::info!(%local, "tftp: serving");
     loop {
-        let (n, peer) = tokio::select! {
+        let (n, peer, to) = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
+            r = recv_request(&socket, &mut buf, local) => match r {
+                Ok((n, peer, to)) => (n, peer, to),
                 // ICMP errors from earlier sends surface here on Linux; they say
                 // nothing about the next request.
                 Err(e) => { tracing::debug!(error = %e, "tftp: recv"); continue; }
@@ -148,6 +203,17 @@ pub async fn serve(
                 netascii,
                 options,
             } => {
+                let Some(client_slot) = per_client.acquire(peer.ip(), config.max_per_client) else {
+                    tracing::info!(%peer, "tftp: refused, too many transfers from this address");
+                    send_error(
+                        &socket,
+                        peer,
+                        ErrorCode::Undefined,
+                        "too many transfers from your address",
+                    )
+                    .await;
+                    continue;
+                };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     send_error(&socket, peer, ErrorCode::Undefined, "server busy").await;
                     continue;
@@ -157,7 +223,13 @@ pub async fn serve(
                 let cancel = cancel.child_token();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let client = Client { peer, local };
+                    let _client_slot = client_slot;
+                    // The transfer answers from the address the request came
+                    // to, and configs name that address as the rack.
+                    let client = Client {
+                        peer,
+                        local: SocketAddr::new(to, local.port()),
+                    };
                     if let Err(e) = run(
                         tree,
                         config,
@@ -177,6 +249,91 @@ pub async fn serve(
     }
     tracing::info!(%local, "tftp: stopped");
     Ok(())
+}
+
+/// Receives a datagram on the listening socket: its length, sender and the
+/// local address it was sent to. On a socket bound to a wildcard address the
+/// latter comes from `IP_PKTINFO` / `IPV6_RECVPKTINFO` (enabled by
+/// [`serve`]), so a multi-homed rack answers each client from the address the
+/// client used; otherwise it is the bound address.
+async fn recv_request(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    local: SocketAddr,
+) -> std::io::Result<(usize, SocketAddr, IpAddr)> {
+    if !local.ip().is_unspecified() {
+        let (n, peer) = socket.recv_from(buf).await?;
+        return Ok((n, peer, local.ip()));
+    }
+    loop {
+        socket.readable().await?;
+        match socket.try_io(tokio::io::Interest::READABLE, || {
+            pktinfo::recv(socket.as_raw_fd(), buf)
+        }) {
+            Ok((n, peer, to)) => return Ok((n, peer, to.unwrap_or(local.ip()))),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `recvmsg` with the packet-info control message, through `nix` (the
+/// workspace forbids `unsafe`).
+mod pktinfo {
+    use std::io::IoSliceMut;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::os::fd::{AsFd, RawFd};
+
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+    };
+
+    /// Asks the kernel to report each datagram's destination address.
+    pub(super) fn enable(socket: &impl AsFd, v6: bool) -> std::io::Result<()> {
+        if v6 {
+            setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true)?;
+        } else {
+            setsockopt(socket, sockopt::Ipv4PacketInfo, &true)?;
+        }
+        Ok(())
+    }
+
+    /// One datagram: length, sender, and the local address it came to.
+    pub(super) fn recv(
+        fd: RawFd,
+        buf: &mut [u8],
+    ) -> std::io::Result<(usize, SocketAddr, Option<IpAddr>)> {
+        let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
+        let peer = msg
+            .address
+            .and_then(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::from((v4.ip(), v4.port())))
+                    .or_else(|| {
+                        a.as_sockaddr_in6()
+                            .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+                    })
+            })
+            .ok_or_else(|| std::io::Error::other("datagram without a sender address"))?;
+        let mut to = None;
+        for c in msg.cmsgs()? {
+            match c {
+                // ipi_spec_dst: the local address the datagram was for.
+                ControlMessageOwned::Ipv4PacketInfo(i) => {
+                    to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        i.ipi_spec_dst.s_addr,
+                    ))));
+                }
+                ControlMessageOwned::Ipv6PacketInfo(i) => {
+                    to = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+        }
+        Ok((msg.bytes, peer, to))
+    }
 }
 
 async fn send_error(socket: &UdpSocket, peer: SocketAddr, code: ErrorCode, msg: &str) {
@@ -270,20 +427,20 @@ async fn run(
         tokio::time::Instant::now().into_std(),
     );
     let oack_pkt = Packet::Oack { options: oack }.encode();
-    let mut out = vec![0u8; 4 + usize::from(blksize)];
+    // One window of file bytes, read with one positioned read and sent with
+    // one sendmmsg: DATA headers and payloads are gathered, not copied.
+    let mut window = Window::new(blksize, windowsize);
     let mut inbuf = vec![0u8; MAX_PACKET + 1];
     let mut action = transfer.start(tokio::time::Instant::now().into_std());
     loop {
         match action {
             Action::SendOack => send(&sock, &oack_pkt).await?,
             Action::SendBlocks { first, last } => {
-                for index in first..=last {
-                    let (offset, len) = transfer.block_range(index, size);
-                    out[0..2].copy_from_slice(&3u16.to_be_bytes());
-                    out[2..4].copy_from_slice(&(index as u16).to_be_bytes());
-                    let n = file.read_at(offset, &mut out[4..4 + len])?;
-                    send(&sock, &out[..4 + n]).await?;
-                }
+                let (offset, _) = transfer.block_range(first, size);
+                let (last_offset, last_len) = transfer.block_range(last, size);
+                let total = usize::try_from(last_offset - offset).unwrap_or(usize::MAX) + last_len;
+                let data = window.fill(&file, offset, total)?;
+                window.send(&sock, first, last, data).await?;
             }
             Action::Wait => {}
             Action::Done => return Ok(()),
@@ -327,6 +484,77 @@ async fn run(
     }
 }
 
+/// A window's worth of DATA: the file bytes and the 4-byte headers, sent
+/// with `sendmmsg` (one system call per window instead of one per block).
+struct Window {
+    blksize: usize,
+    bytes: Vec<u8>,
+    headers: Vec<[u8; 4]>,
+}
+
+impl Window {
+    fn new(blksize: u16, windowsize: u16) -> Self {
+        let blocks = usize::from(windowsize.max(1));
+        Self {
+            blksize: usize::from(blksize.max(1)),
+            bytes: vec![0; usize::from(blksize) * blocks],
+            headers: vec![[0; 4]; blocks],
+        }
+    }
+
+    /// Reads `len` bytes at `offset` (at most one window); returns what was read.
+    fn fill(&mut self, file: &BootFile, offset: u64, len: usize) -> Result<usize> {
+        let len = len.min(self.bytes.len());
+        file.read_at(offset, &mut self.bytes[..len])
+    }
+
+    /// Sends blocks `first..=last` from the first `data` bytes of the window.
+    async fn send(&mut self, sock: &UdpSocket, first: u64, last: u64, data: usize) -> Result<()> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+        use std::io::IoSlice;
+        let count = usize::try_from(last - first + 1)
+            .unwrap_or(0)
+            .min(self.headers.len());
+        for (i, h) in self.headers[..count].iter_mut().enumerate() {
+            let block = (first + i as u64) as u16; // wraps after 65535, as the wire does
+            h[0..2].copy_from_slice(&3u16.to_be_bytes());
+            h[2..4].copy_from_slice(&block.to_be_bytes());
+        }
+        let fd = sock.as_raw_fd();
+        let mut sent = 0;
+        while sent < count {
+            let r = sock.try_io(tokio::io::Interest::WRITABLE, || {
+                let iovs: Vec<[IoSlice<'_>; 2]> = (sent..count)
+                    .map(|i| {
+                        let start = (i * self.blksize).min(data);
+                        let end = (start + self.blksize).min(data);
+                        [
+                            IoSlice::new(&self.headers[i]),
+                            IoSlice::new(&self.bytes[start..end]),
+                        ]
+                    })
+                    .collect();
+                let addrs: Vec<Option<SockaddrStorage>> = vec![None; iovs.len()];
+                let no_cmsgs: [ControlMessage<'_>; 0] = [];
+                // Holds raw pointers (not Send): built per call, never held
+                // across an await.
+                let mut mm = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+                let res = sendmmsg(fd, &mut mm, &iovs, addrs, no_cmsgs, MsgFlags::empty())?;
+                Ok(res.count())
+            });
+            match r {
+                Ok(n) => sent += n.max(1),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock
+                    .writable()
+                    .await
+                    .map_err(|e| Error::io("waiting to send TFTP data", e))?,
+                Err(e) => return Err(Error::io("sending TFTP data", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn send(sock: &UdpSocket, pkt: &[u8]) -> Result<()> {
     sock.send(pkt)
         .await
@@ -358,6 +586,21 @@ mod tests {
             accept(b"\x00\x01x\x00netascii\x00"),
             Decision::Read { netascii: true, .. }
         ));
+    }
+
+    #[test]
+    fn per_client_slots_are_counted_and_given_back() {
+        let t = Arc::new(PerClient::default());
+        let a: IpAddr = [192, 0, 2, 10].into();
+        let b: IpAddr = [192, 0, 2, 11].into();
+        let s1 = t.acquire(a, 2).expect("first");
+        let s2 = t.acquire(a, 2).expect("second");
+        assert!(t.acquire(a, 2).is_none(), "third from the same address");
+        let other = t.acquire(b, 2).expect("another address is not affected");
+        drop(s1);
+        let s3 = t.acquire(a, 2).expect("a slot came back");
+        drop((s2, s3, other));
+        assert!(t.counts().is_empty(), "no leftovers: {:?}", t.counts());
     }
 
     #[test]

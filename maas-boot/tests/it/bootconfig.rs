@@ -118,6 +118,42 @@ async fn http_serves_ipxe_scripts() {
     assert!(default.contains("maas-enlist"), "{default}");
 }
 
+/// A router given a wildcard address names, in the configs it serves, the
+/// address each connection came to: 127.0.0.2 and 127.0.0.3 here.
+#[tokio::test]
+async fn http_configs_name_the_address_the_client_used() {
+    let files = Files::new(&[]);
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let app = maas_boot::http::router(files.tree(), tree(&files), local);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    tokio::spawn(maas_boot::http::serve(listener, app, cancel.clone()));
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let base = format!("http://{ip}:{}", local.port());
+        let boot = reqwest::get(format!("{base}/ipxe.cfg"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            boot.contains(&format!("chain http://{ip}:5248/ipxe.cfg-${{mac}}")),
+            "{boot}"
+        );
+        let per_mac = reqwest::get(format!("{base}/ipxe.cfg-52:54:00:00:00:03"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            per_mac.contains(&format!("kernel http://{ip}:5248/images/")),
+            "{per_mac}"
+        );
+    }
+}
+
 /// Every GRUB config we render passes GRUB's own parser (`grub-script-check`).
 #[tokio::test]
 async fn grub_configs_pass_grub_script_check() {

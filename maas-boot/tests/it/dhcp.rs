@@ -186,6 +186,96 @@ async fn loop_serves_relayed_dora_and_leases_survive_restart() -> Result<()> {
     Ok(())
 }
 
+/// The loop reclaims lapsed leases on its timer, judging the lapse by the
+/// injected clock: nothing happens while the clock stands still, the lease
+/// lapses (event, durable record) once the clock passes its end.
+#[tokio::test]
+async fn loop_reclaims_leases_when_the_injected_clock_passes_their_end() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("leases.log");
+    let relay = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let relay_port = relay.local_addr()?.port();
+    let clock = Arc::new(maas_core::ManualClock::new(Timestamp::from_secs(
+        1_700_000_000,
+    )));
+    let backend = Arc::new(StaticBackend::new(vec![]));
+    let handler = Arc::new(Handler::new(
+        config(
+            Ipv4Addr::LOCALHOST,
+            "127.0.0.0/8",
+            Ipv4Addr::new(127, 0, 0, 100),
+            Ipv4Addr::new(127, 0, 0, 200),
+        ),
+        Arc::new(FileStore::open(&log)?),
+        backend.clone(),
+    )?);
+    let sock = dhcp::bind_std_socket(None, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    let to = sock.local_addr()?;
+    let srv = Running::start(
+        sock,
+        handler.clone(),
+        ServeOptions {
+            clock: clock.clone(),
+            server_port: relay_port,
+            client_port: relay_port,
+            reclaim_every: Duration::from_millis(20),
+        },
+    );
+    let mac = [0x52, 0x54, 0, 0, 0, 0x77];
+    let mut buf = [0u8; 1500];
+    let ask = |m: Message| {
+        let mut m = m;
+        m.set_giaddr(Ipv4Addr::LOCALHOST);
+        encode(&m)
+    };
+    relay
+        .send_to(&ask(dhcp::testing::discover(mac)), to)
+        .await?;
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), relay.recv_from(&mut buf)).await??;
+    let addr = Message::decode(&mut Decoder::new(&buf[..n]))?.yiaddr();
+    relay
+        .send_to(
+            &ask(dhcp::testing::request_selecting(
+                mac,
+                addr,
+                Ipv4Addr::LOCALHOST,
+            )),
+            to,
+        )
+        .await?;
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), relay.recv_from(&mut buf)).await??;
+    let ack = Message::decode(&mut Decoder::new(&buf[..n]))?;
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    backend.take_events();
+    // Many reclaim ticks pass in real time; the injected clock has not moved.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        handler.lease(addr).map(|l| l.state),
+        Some(LeaseState::Bound)
+    );
+    // 600 s lease (MAAS default): move the clock past its end.
+    clock.advance(Duration::from_secs(601));
+    wait_for("the lease to lapse", Duration::from_secs(5), || {
+        handler.lease(addr).map(|l| l.state) == Some(LeaseState::Released)
+    })
+    .await?;
+    let evs = backend.take_events();
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, DhcpEvent::Expired { addr: a, .. } if *a == addr)),
+        "{evs:?}"
+    );
+    srv.stop().await;
+    // The lapse is in the log: a restart sees the address free, not bound.
+    let store = FileStore::open(&log)?;
+    let rec = dhcp::LeaseStore::load(&store)?
+        .into_iter()
+        .find(|l| l.addr == addr)
+        .context("lease in the log")?;
+    assert_eq!(rec.state, LeaseState::Released);
+    Ok(())
+}
+
 #[test]
 fn handler_is_usable_without_a_loop() {
     let h = Handler::new(

@@ -196,3 +196,110 @@ async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or(0);
     (status, text)
 }
+
+/// Sends `raw` on one connection and reads until the server closes it.
+async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("server closed the connection")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn connection_loop_keeps_alive_pipelines_and_title_cases() {
+    let images = Files::new(&[("a", b"first file"), ("b", b"second")]);
+    let boot = Files::new(&[]);
+    let srv = HttpServer::start(images.tree(), boot.tree()).await;
+
+    // Two pipelined requests in one write, the second asking to close: both
+    // answered in order on the one connection, then it closes.
+    let text = raw_exchange(
+        srv.addr,
+        b"GET /images/a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /images/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let responses: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(responses.len(), 2, "{text}");
+    assert!(responses[0].starts_with("200 OK\r\n"), "{text}");
+    assert!(
+        responses[0].contains("\r\nContent-Length: 10\r\n"),
+        "{text}"
+    );
+    assert!(
+        responses[0].contains("\r\nAccept-Ranges: bytes\r\n"),
+        "{text}"
+    );
+    assert!(responses[0].ends_with("\r\n\r\nfirst file"), "{text}");
+    // HEAD: the length of the file, no body, and the close we asked for.
+    assert!(responses[1].contains("\r\nContent-Length: 6\r\n"), "{text}");
+    assert!(responses[1].contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(responses[1].ends_with("\r\n\r\n"), "{text}");
+    // No lowercase header names anywhere (GRUB needs `Content-Length:`).
+    for line in text.lines().filter(|l| l.contains(": ")) {
+        let name = line.split(": ").next().unwrap();
+        for part in name.split('-') {
+            assert!(part.starts_with(|c: char| c.is_ascii_uppercase()), "{line}");
+        }
+    }
+
+    // HTTP/1.0 closes after one response without being asked.
+    let text = raw_exchange(srv.addr, b"GET /images/b HTTP/1.0\r\n\r\n").await;
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("second"),
+        "{text}"
+    );
+
+    // A request body is read past, and the next request still works.
+    let text = raw_exchange(
+        srv.addr,
+        b"GET /images/a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /images/b HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        text.contains("first file") && text.ends_with("second"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn connection_loop_refuses_bad_heads() {
+    let images = Files::new(&[("a", b"x")]);
+    let srv = HttpServer::start(images.tree(), Files::new(&[]).tree()).await;
+    let cases: &[(&[u8], &str)] = &[
+        (b"GARBAGE\r\n\r\n", "400"),
+        (
+            b"GET /images/a HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET /images/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "411",
+        ),
+        (
+            b"POST /images/a HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "405",
+        ),
+    ];
+    for (raw, want) in cases {
+        let text = raw_exchange(srv.addr, raw).await;
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{:?} -> {text}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    // A head that never ends is cut off at the size limit with 431.
+    let mut huge = b"GET /images/a HTTP/1.1\r\n".to_vec();
+    while huge.len() <= maas_boot::http::MAX_HEAD {
+        huge.extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    let text = raw_exchange(srv.addr, &huge).await;
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+    // The server is still healthy.
+    assert_eq!(raw_status(srv.addr, "/images/a").await, 200);
+}

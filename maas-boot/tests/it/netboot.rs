@@ -1,13 +1,19 @@
-//! Real firmware netboots through our TFTP and HTTP servers: QEMU (TCG,
-//! SeaBIOS + the iPXE NIC ROM) in a network namespace this test creates, DHCP
-//! from dnsmasq in DHCP-only mode (`port=0`, no TFTP) until the project's own
-//! DHCP server lands — [`Dhcp`] is the one place to swap it in. The machine
-//! loads lpxelinux.0, an iPXE script, or (UEFI, OVMF's own PXE) shim + Debian's
-//! signed GRUB network image as MAAS lays them out; fetches its per-MAC config rendered
-//! by [`ConfigTree`], then a Debian kernel and a busybox initramfs built here,
-//! which prints a marker with its command line and powers off.
+//! Real firmware netboots through our DHCP, TFTP and HTTP servers: QEMU (TCG,
+//! SeaBIOS + the iPXE NIC ROM, or OVMF's own PXE) in a network namespace this
+//! test creates. Our DHCP server ([`maas_boot::dhcp`]) hands out the address
+//! and the boot file; dnsmasq runs beside it only to send IPv6 router
+//! advertisements (`port=0`, no DHCPv4 range: without an RA iPXE waits ~14 s
+//! for IPv6). The machine loads lpxelinux.0, an iPXE script, or (UEFI) shim +
+//! Debian's signed GRUB network image as MAAS lays them out; fetches its
+//! per-MAC config rendered by [`ConfigTree`], then a Debian kernel and a
+//! busybox initramfs built here, which prints a marker with its command line
+//! and powers off.
+//!
+//! The proxyDHCP case puts dnsmasq in a neighbouring namespace as the site's
+//! DHCP server (addresses only, no boot file) and our server in proxy mode
+//! (ports 67 and 4011) beside the VM: the firmware must boot from what we say.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +24,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use maas_boot::bootconfig::{
     BootConfigSource, BootParams, BootRequest, ConfigTree, Loader, Purpose,
+};
+use maas_boot::dhcp::{
+    self, BootAnswer, BootClient, DhcpBackend, DhcpConfig, DhcpEvent, Handler, LeaseState,
+    MemoryStore, Mode, NetbootMethod, Reservation, ServeOptions, StaticBackend, Subnet,
 };
 use maas_boot::tftp::TftpConfig;
 use maas_boot::tree::{BootTree, DirTree};
@@ -99,21 +109,28 @@ fn assets() -> PathBuf {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A network namespace with a bridge (`br0`, 192.0.2.1/24) and a tap for QEMU.
+/// A network namespace with a bridge (`br0`, 192.0.2.1/24) and a tap for QEMU;
+/// optionally a neighbour namespace on the same bridge (192.0.2.2/24, through
+/// a veth pair) for a site DHCP server that is not ours.
 struct Netns {
     name: String,
+    neighbour: Option<String>,
 }
 
 impl Netns {
-    fn new() -> Self {
+    fn new(with_neighbour: bool) -> Self {
         peer("ip", "iproute2");
-        let name = format!(
-            "mrs-tftp-{}-{}",
+        let id = format!(
+            "{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        let name = format!("mrs-boot-{id}");
         sh(&format!("ip netns add {name}"));
-        let ns = Self { name };
+        let mut ns = Self {
+            name,
+            neighbour: None,
+        };
         let n = &ns.name;
         sh(&format!(
             "ip -n {n} link set lo up && ip -n {n} link add br0 type bridge && \
@@ -121,6 +138,18 @@ impl Netns {
              ip -n {n} link set br0 up && ip -n {n} tuntap add dev tap0 mode tap && \
              ip -n {n} link set tap0 master br0 && ip -n {n} link set tap0 up"
         ));
+        if with_neighbour {
+            let b = format!("mrs-site-{id}");
+            sh(&format!("ip netns add {b}"));
+            ns.neighbour = Some(b.clone());
+            let n = &ns.name;
+            sh(&format!(
+                "ip -n {n} link add veth0 type veth peer name veth1 netns {b} && \
+                 ip -n {n} link set veth0 master br0 && ip -n {n} link set veth0 up && \
+                 ip -n {b} link set lo up && ip -n {b} addr add {SITE}/24 dev veth1 && \
+                 ip -n {b} addr add 2001:db8:1::2/64 dev veth1 nodad && ip -n {b} link set veth1 up"
+            ));
+        }
         ns
     }
 
@@ -141,34 +170,41 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        for n in std::iter::once(&self.name).chain(self.neighbour.as_ref()) {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
     }
 }
 
-/// The DHCP server of the lab network. dnsmasq for now (DHCP only: `port=0`,
-/// no `enable-tftp`), handing out `filename` with next-server = the rack.
-struct Dhcp {
+/// The site's address: the neighbour namespace, where the other DHCP server runs.
+const SITE: &str = "192.0.2.2";
+
+/// dnsmasq with IPv6 router advertisements on `dev` in namespace `ns` and, when
+/// `range` is given, a DHCPv4 range with no boot options at all (the site
+/// server of the proxyDHCP case). `port=0`: no DNS, and no TFTP.
+struct Dnsmasq {
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl Dhcp {
-    fn start(ns: &Netns, mac: MacAddress, filename: &str) -> Self {
+impl Dnsmasq {
+    fn start(ns: &str, dev: &str, range: Option<(&str, &str)>) -> Self {
         let dnsmasq = peer("dnsmasq", "dnsmasq-base");
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().display();
-        let conf = format!(
-            "port=0\ninterface=br0\nbind-interfaces\nexcept-interface=lo\n\
-             dhcp-range=192.0.2.100,192.0.2.150,255.255.255.0,10m\n\
-             dhcp-leasefile={d}/leases\ndhcp-authoritative\nlog-dhcp\n\
-             dhcp-host={mac},set:vm\ndhcp-boot=tag:vm,{filename},rack,{RACK}\n\
-             enable-ra\ndhcp-range=::,constructor:br0,ra-only\n"
+        let mut conf = format!(
+            "port=0\ninterface={dev}\nbind-interfaces\nexcept-interface=lo\n\
+             enable-ra\ndhcp-range=::,constructor:{dev},ra-only\n"
         );
+        if let Some((lo, hi)) = range {
+            conf.push_str(&format!(
+                "dhcp-range={lo},{hi},255.255.255.0,10m\ndhcp-leasefile={d}/leases\n\
+                 dhcp-authoritative\nlog-dhcp\n"
+            ));
+        }
         std::fs::write(dir.path().join("dnsmasq.conf"), conf).expect("conf");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
+            .args(["netns", "exec", ns])
             .arg(dnsmasq)
             .arg(format!("--conf-file={d}/dnsmasq.conf"))
             .arg("--keep-in-foreground")
@@ -177,20 +213,63 @@ impl Dhcp {
             .arg(format!("--log-facility={d}/dnsmasq.log"))
             .spawn()
             .expect("start dnsmasq");
-        Self { child, _dir: dir }
+        Self { child, dir }
+    }
+
+    /// dnsmasq's lease file (`<expiry> <mac> <ip> …` per line).
+    fn leases(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("leases")).unwrap_or_default()
     }
 }
 
-impl Drop for Dhcp {
+impl Drop for Dnsmasq {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// The region stand-in: every MAC commissions; requests are recorded.
-#[derive(Default)]
+/// Who hands out addresses and boot files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DhcpSetup {
+    /// Our server, authoritative. `Some(method)` makes the region stand-in
+    /// force a boot method (the iPXE ROM announces itself as iPXE, which MAAS
+    /// answers with `ipxe.cfg`; a region may pin lpxelinux instead), `None`
+    /// leaves MAAS's choice from option 93 and the user class.
+    Ours(Option<NetbootMethod>),
+    /// The site's dnsmasq gives the address, our server in proxy mode the
+    /// boot file (MAAS's choice).
+    Proxy,
+}
+
+/// The DHCP side of the region stand-in: no reservations, events recorded,
+/// optionally one boot method for everybody.
+struct LabDhcp {
+    force: Option<NetbootMethod>,
+    events: StaticBackend,
+}
+
+impl DhcpBackend for LabDhcp {
+    fn reservation(&self, _mac: MacAddress) -> Option<Reservation> {
+        None
+    }
+    fn reserved_for_other(&self, _addr: Ipv4Addr, _mac: MacAddress) -> bool {
+        false
+    }
+    fn boot(&self, client: &BootClient, config: &DhcpConfig) -> Option<BootAnswer> {
+        let method = self
+            .force
+            .unwrap_or_else(|| NetbootMethod::for_client(client));
+        Some(method.answer(config.boot_server, config.http_port))
+    }
+    fn event(&self, event: DhcpEvent) {
+        self.events.event(event);
+    }
+}
+
+/// The region stand-in: every MAC boots `purpose`; requests are recorded.
 struct Region {
+    purpose: Purpose,
     seen: Mutex<Vec<BootRequest>>,
 }
 
@@ -199,7 +278,7 @@ impl BootConfigSource for Region {
     async fn boot_params(&self, req: &BootRequest) -> maas_boot::Result<BootParams> {
         self.seen.lock().expect("lock").push(req.clone());
         Ok(BootParams {
-            purpose: Purpose::Commissioning,
+            purpose: self.purpose,
             hostname: "vm-under-test".into(),
             kernel: "vmlinuz".into(),
             initrd: "initrd.gz".into(),
@@ -235,6 +314,22 @@ fn tftp_root(dir: &Path) {
         (
             "/usr/lib/syslinux/modules/bios/ldlinux.c32",
             "ldlinux.c32",
+            "syslinux-common",
+        ),
+        // The enlist config's CPU switch and the libraries it loads.
+        (
+            "/usr/lib/syslinux/modules/bios/ifcpu64.c32",
+            "ifcpu64.c32",
+            "syslinux-common",
+        ),
+        (
+            "/usr/lib/syslinux/modules/bios/libcom32.c32",
+            "libcom32.c32",
+            "syslinux-common",
+        ),
+        (
+            "/usr/lib/syslinux/modules/bios/libutil.c32",
+            "libutil.c32",
             "syslinux-common",
         ),
         (
@@ -290,28 +385,89 @@ fn tftp_root(dir: &Path) {
     }
 }
 
-/// Boots a VM with `mac` whose DHCP filename is `filename`; returns the serial
-/// log and the requests the region saw.
-async fn boot(firmware: Firmware, mac: &str, filename: &str) -> (String, Vec<BootRequest>) {
+/// What a boot left behind: the serial log, the config requests the region
+/// saw, the DHCP events our server reported, our lease for the VM (if any)
+/// and the site server's lease file (proxy case).
+struct Booted {
+    log: String,
+    seen: Vec<BootRequest>,
+    events: Vec<DhcpEvent>,
+    lease: Option<dhcp::Lease>,
+    site_leases: String,
+}
+
+/// Boots a VM with `mac` through the given DHCP setup and our TFTP + HTTP.
+async fn boot(firmware: Firmware, mac: &str, setup: DhcpSetup, purpose: Purpose) -> Booted {
     let qemu = peer("qemu-system-x86_64", "qemu-system-x86 (bookworm-backports)");
     let root_dir = tempfile::tempdir().expect("tempdir");
     tftp_root(root_dir.path());
     let assets = root_dir.path().to_owned();
     let mac: MacAddress = mac.parse().expect("mac");
-    let ns = Netns::new();
-    let region = Arc::new(Region::default());
+    let ns = Netns::new(setup == DhcpSetup::Proxy);
+    let region = Arc::new(Region {
+        purpose,
+        seen: Mutex::new(Vec::new()),
+    });
+    let rack: Ipv4Addr = RACK.parse().expect("rack");
+    let (force, mode) = match setup {
+        DhcpSetup::Ours(force) => (force, Mode::Authoritative),
+        DhcpSetup::Proxy => (None, Mode::Proxy),
+    };
+    let backend = Arc::new(LabDhcp {
+        force,
+        events: StaticBackend::new(vec![]),
+    });
+    let mut config = DhcpConfig::new(rack, vec![]);
+    config.mode = mode;
+    if mode == Mode::Authoritative {
+        let mut subnet = Subnet::new("192.0.2.0/24".parse().expect("net"));
+        subnet
+            .add_range(Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 150))
+            .expect("range");
+        subnet.routers = vec![rack];
+        config.subnets = vec![subnet];
+    }
+    let handler = Arc::new(
+        Handler::new(config, Arc::new(MemoryStore::default()), backend.clone())
+            .expect("dhcp handler"),
+    );
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
     // The servers run on a thread inside the namespace: TFTP binds a socket per
     // transfer, and sockets belong to the namespace of the thread creating them.
     let server = {
-        let (region, cancel, assets) = (region.clone(), cancel.clone(), assets.clone());
+        let (region, cancel, assets, handler) = (
+            region.clone(),
+            cancel.clone(),
+            assets.clone(),
+            handler.clone(),
+        );
         ns.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
+                // DHCP on br0: port 67, and in proxy mode also the PXE port
+                // 4011, where PXE clients send their REQUEST for the boot file.
+                let ports: &[u16] = if mode == Mode::Proxy {
+                    &[67, 4011]
+                } else {
+                    &[67]
+                };
+                for &port in ports {
+                    let sock = dhcp::bind_socket(
+                        Some("br0"),
+                        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+                    )
+                    .expect("bind dhcp");
+                    tokio::spawn(dhcp::serve(
+                        sock,
+                        handler.clone(),
+                        cancel.clone(),
+                        ServeOptions::default(),
+                    ));
+                }
                 let udp = tokio::net::UdpSocket::bind((RACK, 69))
                     .await
                     .expect("bind tftp");
@@ -332,7 +488,12 @@ async fn boot(firmware: Firmware, mac: &str, filename: &str) -> (String, Vec<Boo
             })
         })
     };
-    let _dhcp = Dhcp::start(&ns, mac, filename);
+    // Router advertisements beside our server; in the proxy case the site's
+    // DHCP server (addresses only) in the neighbour namespace does them.
+    let dnsmasq = match &ns.neighbour {
+        Some(site) => Dnsmasq::start(site, "veth1", Some(("192.0.2.200", "192.0.2.250"))),
+        None => Dnsmasq::start(&ns.name, "br0", None),
+    };
 
     let log_dir = tempfile::tempdir().expect("tempdir");
     let serial = log_dir.path().join("serial.log");
@@ -385,7 +546,13 @@ async fn boot(firmware: Firmware, mac: &str, filename: &str) -> (String, Vec<Boo
     cancel.cancel();
     let _ = server.join();
     let seen = region.seen.lock().expect("lock").clone();
-    (log, seen)
+    Booted {
+        log,
+        seen,
+        events: backend.events.take_events(),
+        lease: handler.lease_for(mac),
+        site_leases: dnsmasq.leases(),
+    }
 }
 
 fn assert_booted(log: &str, mac: &str) {
@@ -416,38 +583,133 @@ fn assert_booted(log: &str, mac: &str) {
     );
 }
 
+/// Our server leased the VM an address from its range and reported the lease
+/// with the boot method it answered.
+fn assert_leased_by_us(b: &Booted, mac: &str, method: NetbootMethod) {
+    let mac: MacAddress = mac.parse().expect("mac");
+    let lease = b
+        .lease
+        .as_ref()
+        .expect("our server holds a lease for the VM");
+    assert_eq!(lease.state, LeaseState::Bound, "{lease:?}");
+    assert!(
+        (100..=150).contains(&lease.addr.octets()[3]),
+        "address from our range: {lease:?}"
+    );
+    assert!(
+        b.events.iter().any(|e| matches!(e,
+            DhcpEvent::Leased { mac: m, addr, boot: Some(bm), .. }
+                if *m == mac && *addr == lease.addr && *bm == method)),
+        "lease reported with boot method {method:?}: {:?}",
+        b.events
+    );
+}
+
 #[tokio::test]
 async fn bios_pxelinux_boots_the_kernel() {
     let mac = "52:54:00:00:05:01";
-    let (log, seen) = boot(Firmware::Bios, mac, "lpxelinux.0").await;
-    assert_booted(&log, mac);
+    // lpxelinux.0 over TFTP, then (option 210 = http://rack:5248/) ldlinux.c32
+    // and pxelinux.cfg/01-<mac> over HTTP, as MAAS serves BIOS PXE.
+    // Enlistment: pxelinux runs ifcpu64.c32, which picks the amd64 label.
+    let b = boot(
+        Firmware::Bios,
+        mac,
+        DhcpSetup::Ours(Some(NetbootMethod::Pxe)),
+        Purpose::Enlist,
+    )
+    .await;
+    assert_booted(&b.log, mac);
+    assert_leased_by_us(&b, mac, NetbootMethod::Pxe);
     assert!(
-        seen.iter()
+        b.log.contains("Booting under MAAS direction (enlist)"),
+        "the enlist config ran:\n{}",
+        b.log
+    );
+    assert!(
+        b.seen
+            .iter()
             .any(|r| r.loader == Loader::Pxelinux && r.mac == mac.parse().ok()),
-        "{seen:?}"
+        "{:?}",
+        b.seen
     );
 }
 
 #[tokio::test]
 async fn bios_ipxe_script_boots_the_kernel() {
     let mac = "52:54:00:00:05:02";
-    let (log, seen) = boot(Firmware::Bios, mac, "ipxe.cfg").await;
-    assert_booted(&log, mac);
+    // MAAS's own choice for an iPXE ROM: http://rack:5248/ipxe.cfg.
+    let b = boot(
+        Firmware::Bios,
+        mac,
+        DhcpSetup::Ours(None),
+        Purpose::Commissioning,
+    )
+    .await;
+    assert_booted(&b.log, mac);
+    assert_leased_by_us(&b, mac, NetbootMethod::Ipxe);
     assert!(
-        seen.iter()
+        b.seen
+            .iter()
             .any(|r| r.loader == Loader::Ipxe && r.mac == mac.parse().ok()),
-        "{seen:?}"
+        "{:?}",
+        b.seen
     );
 }
 
 #[tokio::test]
 async fn uefi_shim_grub_boots_the_kernel() {
     let mac = "52:54:00:00:05:03";
-    let (log, seen) = boot(Firmware::Uefi, mac, "bootx64.efi").await;
-    assert_booted(&log, mac);
+    // OVMF's PXE sends option 93 = 7: bootx64.efi (shim) over TFTP.
+    let b = boot(
+        Firmware::Uefi,
+        mac,
+        DhcpSetup::Ours(None),
+        Purpose::Commissioning,
+    )
+    .await;
+    assert_booted(&b.log, mac);
+    assert_leased_by_us(&b, mac, NetbootMethod::UefiAmd64Tftp);
     assert!(
-        seen.iter()
+        b.seen
+            .iter()
             .any(|r| r.loader == Loader::Grub && r.mac == mac.parse().ok()),
-        "{seen:?}"
+        "{:?}",
+        b.seen
+    );
+}
+
+/// proxyDHCP: the site's dnsmasq leases the address and says nothing about
+/// booting; our server in proxy mode answers the iPXE ROM's DISCOVER and its
+/// REQUEST on port 4011 with the boot file, and the VM boots from it.
+#[tokio::test]
+async fn proxy_dhcp_beside_a_site_server_boots_the_kernel() {
+    let mac = "52:54:00:00:05:04";
+    let b = boot(
+        Firmware::Bios,
+        mac,
+        DhcpSetup::Proxy,
+        Purpose::Commissioning,
+    )
+    .await;
+    assert_booted(&b.log, mac);
+    assert!(b.lease.is_none(), "proxy mode never leases: {:?}", b.lease);
+    // dnsmasq's lease file: `<expiry> <mac> <ip> <hostname> <client-id>`.
+    let site_addr = b
+        .site_leases
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&mac))
+        .and_then(|f| f.get(2)?.parse::<Ipv4Addr>().ok());
+    assert!(
+        site_addr.is_some_and(|a| (200..=250).contains(&a.octets()[3])),
+        "the site server leased the VM its address: {:?}",
+        b.site_leases
+    );
+    assert!(
+        b.seen
+            .iter()
+            .any(|r| r.loader == Loader::Ipxe && r.mac == mac.parse().ok()),
+        "the VM fetched the iPXE config we pointed it to: {:?}",
+        b.seen
     );
 }

@@ -353,7 +353,12 @@ async fn refusals_carry_the_right_error_codes() {
 async fn serves_many_transfers_at_once() {
     let content = Arc::new(data(256 * 1024, 5));
     let files = Files::new(&[("f", &content)]);
-    let srv = TftpServer::start(files.tree(), TftpConfig::default()).await;
+    // All from 127.0.0.1: lift the per-client cap for this one.
+    let config = TftpConfig {
+        max_per_client: 200,
+        ..TftpConfig::default()
+    };
+    let srv = TftpServer::start(files.tree(), config).await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let addr = srv.addr;
@@ -390,4 +395,223 @@ async fn cancellation_stops_the_server() {
         .unwrap()
         .unwrap();
     assert!(res.is_ok());
+}
+
+/// Every way out of the tree we could think of is refused, and none of them
+/// returns a byte of the file outside it.
+#[tokio::test]
+async fn traversal_attempts_are_all_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+    std::fs::write(root.join("ok.txt"), b"inside").expect("write");
+    std::fs::write(dir.path().join("secret.txt"), b"SECRET").expect("write");
+    std::os::unix::fs::symlink("../secret.txt", root.join("link")).expect("symlink");
+    std::os::unix::fs::symlink(dir.path(), root.join("sub/up")).expect("symlink");
+    let tree = Arc::new(maas_boot::tree::DirTree::new(&root).expect("tree"));
+    let srv = TftpServer::start(tree, TftpConfig::default()).await;
+    let long = vec![b'a'; 1025];
+    let deep = b"a/".repeat(600);
+    use ErrorCode::{AccessViolation as Av, FileNotFound as Nf, IllegalOperation as Io};
+    let table: &[(&[u8], ErrorCode)] = &[
+        (b"../secret.txt", Av),
+        (b"/../secret.txt", Av),
+        (b"..", Av),
+        (b".", Av),
+        (b"./secret.txt", Av),
+        (b"sub/../../secret.txt", Av),
+        (b"sub/./../secret.txt", Av),
+        (b"sub/../ok.txt", Av),
+        (b"//secret.txt", Av),
+        (b"/", Av),
+        (b"sub/", Av),
+        (b"sub//ok.txt", Av),
+        (b"....//secret.txt", Av),
+        (b"..\\secret.txt", Av),
+        (b"sub\\..\\..\\secret.txt", Av),
+        (b"C:\\secret.txt", Av),
+        (b"c:", Av),
+        (b"\xc0\xae\xc0\xae/secret.txt", Av),
+        (b"%c0%ae%c0%ae/secret.txt", Nf),
+        (b"%2e%2e/secret.txt", Nf),
+        (b"..%2fsecret.txt", Nf),
+        (b"..../secret.txt", Nf),
+        ("\u{ff0e}\u{ff0e}/secret.txt".as_bytes(), Nf),
+        (b"\xff\xfe", Av),
+        (b"sub/\x01x", Av),
+        (b"sub/\x7fx", Av),
+        (b"\x1b[2J", Av),
+        (&long, Av),
+        (&deep, Av),
+        (b"link", Av),
+        (b"sub/up/secret.txt", Av),
+        (b"/etc/passwd", Nf),
+        (b"secret.txt", Nf),
+        (b"sub", Nf),
+        // NUL ends the name on the wire: "secret" with mode ".txt".
+        (b"secret\0.txt", Io),
+    ];
+    for (name, code) in table {
+        let got = fetch(srv.addr, name, &[], false).await;
+        match got {
+            Err((c, _)) => assert_eq!(c, *code, "{}", String::from_utf8_lossy(name)),
+            Ok(f) => panic!(
+                "{} was served: {:?}",
+                String::from_utf8_lossy(name),
+                String::from_utf8_lossy(&f.content)
+            ),
+        }
+    }
+    // The tree still serves what is inside it.
+    let ok = fetch(srv.addr, b"/ok.txt", &[], false)
+        .await
+        .expect("inside");
+    assert_eq!(ok.content, b"inside");
+}
+
+/// One address can hold at most `max_per_client` transfers; other addresses
+/// are unaffected, and a finished transfer gives its slot back.
+#[tokio::test]
+async fn transfers_per_client_address_are_capped() {
+    let content = data(1 << 20, 9);
+    let files = Files::new(&[("big", &content)]);
+    let config = TftpConfig {
+        max_per_client: 3,
+        ..TftpConfig::default()
+    };
+    let srv = TftpServer::start(files.tree(), config).await;
+    let rrq = Packet::Rrq(Request {
+        filename: b"big".to_vec(),
+        mode: "octet".into(),
+        options: vec![],
+    })
+    .encode();
+    // Three transfers that never ACK: the server holds them (retransmitting).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        sock.send_to(&rrq, srv.addr).await.expect("rrq");
+        let mut buf = [0u8; 600];
+        let (n, tid) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("first DATA")
+            .expect("recv");
+        assert!(matches!(
+            Packet::parse(&buf[..n]),
+            Ok(Packet::Data { block: 1, .. })
+        ));
+        held.push((sock, tid));
+    }
+    // A fourth from the same address is refused with ERROR 0.
+    let err = fetch(srv.addr, b"big", &[], false).await.unwrap_err();
+    assert_eq!(err.0, ErrorCode::Undefined, "{}", err.1);
+    assert!(err.1.contains("too many"), "{}", err.1);
+    // Another address (127.0.0.2 is loopback too) is served meanwhile.
+    let other = UdpSocket::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    other.send_to(&rrq, srv.addr).await.expect("rrq");
+    let mut buf = [0u8; 600];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), other.recv_from(&mut buf))
+        .await
+        .expect("served")
+        .expect("recv");
+    assert!(matches!(
+        Packet::parse(&buf[..n]),
+        Ok(Packet::Data { block: 1, .. })
+    ));
+    // One held client gives up (ERROR): its slot comes back.
+    let (sock, tid) = held.pop().expect("held");
+    let abort = Packet::Error {
+        code: ErrorCode::Undefined,
+        message: "bye".into(),
+    }
+    .encode();
+    sock.send_to(&abort, tid).await.expect("abort");
+    let mut served = None;
+    for _ in 0..50 {
+        match fetch(srv.addr, b"big", &[], false).await {
+            Ok(f) => {
+                served = Some(f);
+                break;
+            }
+            Err((ErrorCode::Undefined, _)) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(served.expect("slot given back").content, content);
+}
+
+/// A tree that records which local address each request was for.
+struct Recording {
+    inner: Arc<dyn maas_boot::tree::BootTree>,
+    locals: std::sync::Mutex<Vec<SocketAddr>>,
+}
+
+#[async_trait::async_trait]
+impl maas_boot::tree::BootTree for Recording {
+    async fn open(
+        &self,
+        path: &maas_boot::tree::BootPath,
+        client: &maas_boot::tree::Client,
+    ) -> maas_boot::Result<maas_boot::tree::BootFile> {
+        self.locals.lock().expect("lock").push(client.local);
+        self.inner.open(path, client).await
+    }
+}
+
+/// On a wildcard socket the transfer answers from the address the request
+/// was sent to (IP_PKTINFO), and the tree is told that address (configs put
+/// it in URLs as the rack): 127.0.0.2 here, not the kernel's pick 127.0.0.1.
+#[tokio::test]
+async fn replies_leave_from_the_address_the_request_came_to() {
+    let content = data(3000, 11);
+    let files = Files::new(&[("f", &content)]);
+    let tree = Arc::new(Recording {
+        inner: files.tree(),
+        locals: std::sync::Mutex::new(Vec::new()),
+    });
+    let sock = UdpSocket::bind("0.0.0.0:0").await.expect("bind wildcard");
+    let port = sock.local_addr().expect("addr").port();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    tokio::spawn(maas_boot::tftp::serve(
+        sock,
+        tree.clone(),
+        TftpConfig::default(),
+        cancel.clone(),
+    ));
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        let server: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let rrq = Packet::Rrq(Request {
+            filename: b"f".to_vec(),
+            mode: "octet".into(),
+            options: vec![],
+        });
+        client.send_to(&rrq.encode(), server).await.expect("rrq");
+        let mut buf = [0u8; 600];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+            .await
+            .expect("DATA")
+            .expect("recv");
+        assert!(matches!(
+            Packet::parse(&buf[..n]),
+            Ok(Packet::Data { block: 1, .. })
+        ));
+        assert_eq!(from.ip().to_string(), ip, "DATA came from {from}");
+        assert_ne!(from.port(), port, "from the transfer's own port");
+        // Finish it so the transfer ends cleanly.
+        let got = fetch(server, b"f", &[], false).await.expect("fetch");
+        assert_eq!(got.content, content);
+    }
+    let locals = tree.locals.lock().expect("lock").clone();
+    assert!(
+        locals.iter().any(|l| l.ip().to_string() == "127.0.0.2")
+            && locals.iter().any(|l| l.ip().to_string() == "127.0.0.3")
+            && locals
+                .iter()
+                .all(|l| l.port() == port && !l.ip().is_unspecified()),
+        "{locals:?}"
+    );
 }

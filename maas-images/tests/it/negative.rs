@@ -253,3 +253,33 @@ async fn cancellation_stops_the_sync_and_keeps_nothing_promoted() {
     assert!(matches!(e, Error::Cancelled), "{e}");
     c.assert_nothing_promoted();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_file_cut_mid_buffer_resumes_byte_exact() {
+    // Several of the importer's 2 MiB pipeline buffers plus a ragged tail,
+    // cut at an offset that is not a buffer boundary.
+    let size = (5 << 20) + 12_345;
+    let c = case(size).await;
+    let squash = c.mirror.file("squashfs").path.clone();
+    let cut = (3 << 20) + 7;
+    c.server.fault(&squash, Fault::Truncate(cut));
+    let e = c.sync().await.unwrap_err();
+    assert!(
+        matches!(e, Error::SizeMismatch { actual, .. } if actual == cut as u64),
+        "{e}"
+    );
+    assert!(!c.squashfs_in_store());
+
+    c.server.clear_faults();
+    c.server.clear_log();
+    let report = c.sync().await.unwrap();
+    assert_eq!(report.promoted, 3);
+    assert_eq!(
+        c.server.requests_for(&squash),
+        [Some(format!("bytes={cut}-"))]
+    );
+    assert_eq!(report.downloaded_bytes, (size - cut) as u64);
+    let f = c.mirror.file("squashfs");
+    let stored = std::fs::read(c.store.path_of(&f.sha256().parse().unwrap())).unwrap();
+    assert!(stored == f.data, "stored bytes differ from the mirror's");
+}

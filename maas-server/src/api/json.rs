@@ -379,16 +379,16 @@ impl Serialize for Cores {
     }
 }
 
-/// What commissioning would fill in; MAAS shows "Unknown" until then.
+/// What commissioning fills in; MAAS shows "Unknown" until then.
 #[derive(Debug, Serialize)]
-struct HardwareInfoOut {
+struct HardwareInfoOut<'a> {
     system_vendor: &'static str,
     system_product: &'static str,
     system_family: &'static str,
     system_version: &'static str,
     system_sku: &'static str,
     system_serial: &'static str,
-    cpu_model: &'static str,
+    cpu_model: &'a str,
     mainboard_vendor: &'static str,
     mainboard_product: &'static str,
     mainboard_serial: &'static str,
@@ -402,7 +402,7 @@ struct HardwareInfoOut {
     chassis_version: &'static str,
 }
 
-const HARDWARE_INFO: HardwareInfoOut = HardwareInfoOut {
+const HARDWARE_INFO: HardwareInfoOut<'static> = HardwareInfoOut {
     system_vendor: UNKNOWN,
     system_product: UNKNOWN,
     system_family: UNKNOWN,
@@ -526,7 +526,7 @@ pub struct MachineOut<'a> {
     current_commissioning_result_id: Option<()>,
     current_testing_result_id: Option<()>,
     current_installation_result_id: Option<()>,
-    hardware_info: &'static HardwareInfoOut,
+    hardware_info: HardwareInfoOut<'a>,
     numanode_set: [NumaOut; 1],
     workload_annotations: EmptyObject,
     last_sync: Option<()>,
@@ -669,7 +669,14 @@ impl<'a> MachineOut<'a> {
             current_commissioning_result_id: None,
             current_testing_result_id: None,
             current_installation_result_id: None,
-            hardware_info: &HARDWARE_INFO,
+            hardware_info: HardwareInfoOut {
+                cpu_model: if x.cpu_model.is_empty() {
+                    UNKNOWN
+                } else {
+                    &x.cpu_model
+                },
+                ..HARDWARE_INFO
+            },
             numanode_set: [NumaOut {
                 index: 0,
                 cores: Cores(m.cpu_count),
@@ -961,7 +968,7 @@ mod oracle {
             "hardware_info": {
                 "system_vendor": "Unknown", "system_product": "Unknown", "system_family": "Unknown",
                 "system_version": "Unknown", "system_sku": "Unknown", "system_serial": "Unknown",
-                "cpu_model": "Unknown", "mainboard_vendor": "Unknown", "mainboard_product": "Unknown",
+                "cpu_model": if x.cpu_model.is_empty() { "Unknown" } else { x.cpu_model.as_str() }, "mainboard_vendor": "Unknown", "mainboard_product": "Unknown",
                 "mainboard_serial": "Unknown", "mainboard_version": "Unknown",
                 "mainboard_firmware_vendor": "Unknown", "mainboard_firmware_date": "Unknown",
                 "mainboard_firmware_version": "Unknown", "chassis_vendor": "Unknown",

@@ -95,9 +95,9 @@ pub fn commission_new(
     run(c, user, sm, &action).map(|_| ())
 }
 
-/// Applies `action` to the stored machine, carries out the field effects,
-/// queues the I/O ones, writes the machine and an event. A concurrent write
-/// to the same machine gives `Ok(None)` so callers can retry.
+/// Applies `action` to the stored machine and persists the outcome with
+/// [`commit_outcome`]. A concurrent write to the same machine gives
+/// `Ok(None)` so callers can retry.
 fn try_run(
     c: &mut Call<'_>,
     user: &User,
@@ -105,7 +105,6 @@ fn try_run(
     action: &Action,
 ) -> Result<Option<maas_core::Outcome>, ApiError> {
     let cfg = lifecycle_config(c.conn)?;
-    let before = sm.record.machine.status;
     let out = maas_core::apply(
         &sm.record.machine,
         &actor(user),
@@ -114,6 +113,26 @@ fn try_run(
         &cfg,
     )
     .map_err(refusal)?;
+    commit_outcome(c.conn, &user.username, sm, out, c.now_ms)
+}
+
+/// Persists a life-cycle outcome (from `maas_core::apply` or
+/// `maas_core::signals::handle`) for the machine: applies its field effects,
+/// queues the I/O ones, writes the machine (version-checked) and one event
+/// by `actor` (a username; empty for the machine itself or the system).
+///
+/// Both the REST API's actions and the metadata API's signals go through
+/// here so an outcome is handled the same whoever caused it. Returns
+/// `Ok(None)` without writing anything when the machine was changed
+/// concurrently since it was read (callers retry or answer 409).
+pub fn commit_outcome(
+    conn: &mut DbConn,
+    actor: &str,
+    sm: &mut StoredMachine,
+    out: maas_core::Outcome,
+    now_ms: i64,
+) -> Result<Option<maas_core::Outcome>, ApiError> {
+    let before = sm.record.machine.status;
     out.apply_to(&mut sm.record.machine);
     for e in &out.effects {
         match e {
@@ -137,12 +156,14 @@ fn try_run(
             )),
             Effect::PowerCycle => sm.record.extra.pending_power.push("cycle".into()),
             Effect::QueryPower => sm.record.extra.pending_power.push("query".into()),
+            Effect::ApplyDefaultStorageLayout => apply_default_layout(sm),
             _ => {}
         }
     }
+    sm.record.extra.status_message = out.event.clone();
     if out.effects.contains(&Effect::DeleteMachine) {
-        machines::delete(c.conn, &sm.record.machine.system_id)?;
-    } else if !machines::update(c.conn, sm, c.now_ms)? {
+        machines::delete(conn, &sm.record.machine.system_id)?;
+    } else if !machines::update(conn, sm, now_ms)? {
         return Ok(None);
     } else {
         sm.version += 1;
@@ -153,18 +174,31 @@ fn try_run(
     } else {
         format!("{} ({} -> {})", out.event, before.label(), m.status.label())
     };
-    sm.record.extra.status_message = out.event.clone();
-    event(
-        c.conn,
-        m,
-        &user.username,
-        "INFO",
-        m.status.label(),
-        &desc,
-        c.now_ms,
-    )?;
+    event(conn, m, actor, "INFO", m.status.label(), &desc, now_ms)?;
     Ok(Some(out))
 }
+
+/// MAAS applies the default layout (flat) after commissioning; a machine
+/// without a usable boot disk simply keeps no layout (as MAAS logs and
+/// carries on).
+fn apply_default_layout(sm: &mut StoredMachine) {
+    use maas_core::storage::layout::{LayoutRequest, StorageLayout, apply_layout};
+    if sm.record.machine.boot_disk().is_none() {
+        return;
+    }
+    let req = LayoutRequest::new(StorageLayout::Flat);
+    match apply_layout(&mut sm.record.machine, &req) {
+        Ok(()) => sm.record.extra.storage_layout = "flat".into(),
+        Err(e) => tracing::warn!(
+            system_id = %sm.record.machine.system_id,
+            error = %e,
+            "default storage layout not applied"
+        ),
+    }
+}
+
+/// The 409 of a write that lost a race with another request.
+pub const CHANGED_CONCURRENTLY: &str = "The machine was changed by another request; retry.";
 
 fn run(
     c: &mut Call<'_>,
@@ -172,8 +206,20 @@ fn run(
     sm: &mut StoredMachine,
     action: &Action,
 ) -> Result<maas_core::Outcome, ApiError> {
-    try_run(c, user, sm, action)?
-        .ok_or_else(|| ApiError::conflict("The machine was changed by another request; retry."))
+    try_run(c, user, sm, action)?.ok_or_else(|| ApiError::conflict(CHANGED_CONCURRENTLY))
+}
+
+/// MAAS checks commission and test through forms that refuse a status
+/// their action does not list with a 400 validation error, not a 409.
+fn as_form_error(e: ApiError, display: &str) -> ApiError {
+    match &e.body {
+        ErrorBody::Text(t) if e.status == 409 && t != CHANGED_CONCURRENTLY => {
+            ApiError::bad_request(format!(
+                "{display} is not available because of the current state of the node."
+            ))
+        }
+        _ => e,
+    }
 }
 
 fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
@@ -186,7 +232,8 @@ fn load(c: &mut Call<'_>) -> Result<(User, StoredMachine), ApiError> {
         .ok_or_else(|| ApiError::not_found("No Machine matches the given query."))?;
     let m = &sm.record.machine;
     if !(user.is_superuser || m.owner.is_none() || m.owner.as_deref() == Some(&user.username)) {
-        return Err(ApiError::not_found("No Machine matches the given query."));
+        // MAAS's get_node_or_404: a machine the caller may not view is 403.
+        return Err(super::machines::not_viewable(m));
     }
     Ok((user, sm))
 }
@@ -282,6 +329,21 @@ pub fn release_many(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             unknown.join(", ")
         )));
     }
+    // MAAS checks the edit permission on every machine first: 403 naming
+    // those the caller may not release.
+    let denied: Vec<String> = found
+        .iter()
+        .filter(|sm| {
+            maas_core::actions::authorize(&sm.record.machine, &actor(&user), &action).is_err()
+        })
+        .map(|sm| sm.record.machine.system_id.to_string())
+        .collect();
+    if !denied.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "You don't have the required permission to release the following machine(s): {}.",
+            denied.join(", ")
+        )));
+    }
     let mut released = Vec::new();
     let mut refused = Vec::new();
     for mut sm in found {
@@ -331,6 +393,17 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .collect();
     cons.validate_names(&as_refs(&tags), &as_refs(&zones), &as_refs(&pools))
         .map_err(constraint_error)?;
+    // MAAS refuses an architecture it does not know (400) rather than
+    // finding no machine for it (409).
+    for a in c.params.get_list("arch") {
+        let base = a.split('/').next().unwrap_or_default();
+        if !super::machines::ARCHITECTURES.contains(&base) {
+            return Err(ApiError::field(
+                "arch",
+                format!("Architecture not recognised: {a}."),
+            ));
+        }
+    }
     let dry_run = c.params.bool_or("dry_run", false)?;
     let verbose = c.params.bool_or("verbose", false)?;
     let action = Action::Allocate(AllocateParams {
@@ -412,7 +485,7 @@ pub fn commission(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         testing_scripts: csv(c, "testing_scripts"),
         comment: comment(c),
     });
-    simple(c, a)
+    simple(c, a).map_err(|e| as_form_error(e, "Commission"))
 }
 
 /// `POST machines/{id}/?op=test`.
@@ -424,7 +497,7 @@ pub fn test(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         destructive: false,
         comment: comment(c),
     });
-    simple(c, a)
+    simple(c, a).map_err(|e| as_form_error(e, "Test"))
 }
 
 /// `POST machines/{id}/?op=abort`.
@@ -610,7 +683,7 @@ pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::SetStorageLayout)
         .map_err(refusal)?;
     if sm.record.machine.status != NodeStatus::Ready {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::conflict(
             "Cannot change the storage layout on a machine that is not Ready.",
         ));
     }
@@ -639,12 +712,37 @@ pub fn accept(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             .map_err(|_| ApiError::bad_request(format!("Unknown machine(s): {id}.")))?;
         let mut sm = machines::get(c.conn, &sid)?
             .ok_or_else(|| ApiError::bad_request(format!("Unknown machine(s): {id}.")))?;
-        if sm.record.machine.status == NodeStatus::New {
-            run(c, &user, &mut sm, &Action::Accept)?;
-            out.push(render(c, &sm)?);
+        let m = &sm.record.machine;
+        // As MAAS: the admin permission excludes locked machines (403);
+        // Ready and Commissioning are already accepted; anything else 409.
+        if m.locked {
+            return Err(ApiError::forbidden(format!(
+                "You don't have the required permission to accept the following machine(s): {id}."
+            )));
+        }
+        match m.status {
+            NodeStatus::New => {
+                run(c, &user, &mut sm, &Action::Accept)?;
+                out.push(render(c, &sm)?);
+            }
+            NodeStatus::Ready | NodeStatus::Commissioning => {}
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "Cannot accept node enlistment: node {id} is in state {}.",
+                    other.label()
+                )));
+            }
         }
     }
     Ok(Reply::Json(Value::Array(out)))
+}
+
+/// `POST machines/?op=accept` without credentials: MAAS's anonymous
+/// handler answers 401.
+pub fn anon_accept(_c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    Err(ApiError::unauthorized(
+        "You must be logged in to accept machines.",
+    ))
 }
 
 /// `POST machines/?op=accept_all` (admin).

@@ -67,7 +67,7 @@ pub fn normalise_arch(arch: &str, subarch: Option<&str>) -> Result<String, ApiEr
         Some((a, s)) => (a, s.to_owned()),
         None => (arch, subarch.unwrap_or("generic").to_owned()),
     };
-    if !ARCHITECTURES.contains(&a) || s.is_empty() {
+    if !ARCHITECTURES.contains(&a) || s.is_empty() || s.contains('/') {
         return Err(ApiError::field(
             "architecture",
             format!(
@@ -138,9 +138,18 @@ fn load(c: &mut Call<'_>) -> Result<StoredMachine, ApiError> {
         .map_err(|_| ApiError::not_found(NOT_FOUND))?;
     let sm = machines::get(c.conn, &sid)?.ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     if !can_view(c, &sm.record.machine) {
-        return Err(ApiError::not_found(NOT_FOUND));
+        return Err(not_viewable(&sm.record.machine));
     }
     Ok(sm)
+}
+
+/// MAAS's answer for a machine that exists but that the caller may not
+/// view (`get_node_or_404` raises PermissionDenied): 403.
+pub fn not_viewable(m: &Machine) -> ApiError {
+    ApiError::forbidden(format!(
+        "You do not have permission to view machine {}.",
+        m.system_id
+    ))
 }
 
 /// Non-admins see unowned machines and their own (MAAS without RBAC).
@@ -320,7 +329,7 @@ pub fn list_allocated(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 // ---------------------------------------------------------------- create
 
-fn mac_taken(conn: &mut DbConn, mac: &MacAddress) -> Result<Option<String>, ApiError> {
+pub(crate) fn mac_taken(conn: &mut DbConn, mac: &MacAddress) -> Result<Option<String>, ApiError> {
     Ok(objects::by_name(conn, "mac", &mac.colon())?.and_then(|o| {
         o.data
             .get("system_id")
@@ -329,7 +338,7 @@ fn mac_taken(conn: &mut DbConn, mac: &MacAddress) -> Result<Option<String>, ApiE
     }))
 }
 
-fn register_macs(conn: &mut DbConn, m: &Machine) -> Result<(), ApiError> {
+pub(crate) fn register_macs(conn: &mut DbConn, m: &Machine) -> Result<(), ApiError> {
     for i in &m.interfaces {
         let mut d = Map::new();
         d.insert("system_id".into(), json!(m.system_id.as_str()));
@@ -338,7 +347,7 @@ fn register_macs(conn: &mut DbConn, m: &Machine) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn unregister_macs(conn: &mut DbConn, m: &Machine) -> Result<(), ApiError> {
+pub(crate) fn unregister_macs(conn: &mut DbConn, m: &Machine) -> Result<(), ApiError> {
     for i in &m.interfaces {
         if let Some(o) = objects::by_name(conn, "mac", &i.mac.colon())? {
             objects::delete(conn, "mac", o.id)?;
@@ -368,7 +377,7 @@ fn new_system_id(conn: &mut DbConn) -> Result<SystemId, ApiError> {
 }
 
 /// The untagged VLAN of `fabric-0`, which new interfaces sit on.
-fn default_vlan(conn: &mut DbConn) -> Result<Option<VlanRef>, ApiError> {
+pub(crate) fn default_vlan(conn: &mut DbConn) -> Result<Option<VlanRef>, ApiError> {
     let Some(f) = objects::by_name(conn, kinds::FABRIC, "fabric-0")? else {
         return Ok(None);
     };
@@ -391,7 +400,15 @@ fn machine_from_params(c: &mut Call<'_>, deployed: bool) -> Result<MachineRecord
     let p = c.params;
     let power_type = p.get_nonempty("power_type").unwrap_or_default();
     let mut power_parameters = p.power_parameters()?.unwrap_or_default();
-    let needs_macs = !(deployed && matches!(power_type.as_str(), "" | "manual"));
+    // A machine known only by its BMC (MAAS: IPMI/Redfish credentials and
+    // no MAC) is matched later, when its ephemeral environment enlists with
+    // that BMC address.
+    let bmc_only = matches!(power_type.as_str(), "ipmi" | "redfish")
+        && power_parameters
+            .get("power_address")
+            .and_then(Value::as_str)
+            .is_some_and(|a| !a.is_empty());
+    let needs_macs = !((deployed && matches!(power_type.as_str(), "" | "manual")) || bmc_only);
     let architecture = match p.get_nonempty("architecture") {
         Some(a) => normalise_arch(&a, p.get_nonempty("subarchitecture").as_deref())?,
         None if !needs_macs => String::new(),
@@ -536,6 +553,9 @@ pub fn anon_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             return Ok(Reply::Json(render(c, &sm)?));
         }
     }
+    if let Some(sm) = match_by_bmc(c)? {
+        return Ok(Reply::Json(render(c, &sm)?));
+    }
     let mut record = machine_from_params(c, false)?;
     record.machine.enlisting = true;
     let sm = store_new(c, &record)?;
@@ -550,6 +570,73 @@ pub fn anon_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         c.now_ms,
     )?;
     Ok(Reply::Json(render(c, &sm)?))
+}
+
+/// Anonymous enlistment of a machine an admin added with only its BMC
+/// credentials: the ephemeral environment reports the same BMC address, so
+/// its MACs join that machine instead of creating a new one.
+fn match_by_bmc(c: &mut Call<'_>) -> Result<Option<StoredMachine>, ApiError> {
+    let Some(pp) = c.params.power_parameters()? else {
+        return Ok(None);
+    };
+    let Some(addr) = pp
+        .get("power_address")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+    else {
+        return Ok(None);
+    };
+    let Some(mut sm) = machines::list(c.conn)?.into_iter().find(|sm| {
+        sm.record.machine.interfaces.is_empty()
+            && sm.record.extra.power_parameters.get("power_address") == Some(&json!(addr))
+    }) else {
+        return Ok(None);
+    };
+    let vlan = default_vlan(c.conn)?;
+    for (n, s) in c.params.get_list("mac_addresses").iter().enumerate() {
+        let mac: MacAddress = s.parse().map_err(|_| {
+            ApiError::field(
+                "mac_addresses",
+                format!("'{s}' is not a valid MAC address."),
+            )
+        })?;
+        if let Some(owner) = mac_taken(c.conn, &mac)? {
+            return Err(ApiError::field(
+                "mac_addresses",
+                format!(
+                    "One or more MAC addresses is invalid. ('{s}' is already in use on {owner}.)"
+                ),
+            ));
+        }
+        sm.record.machine.interfaces.push(Interface {
+            id: settings::next_seq(c.conn, "interface")?,
+            name: format!("eth{n}"),
+            mac,
+            enabled: true,
+            vlan: vlan.clone(),
+            ..Default::default()
+        });
+    }
+    if let Some(a) = c.params.get_nonempty("architecture")
+        && sm.record.machine.architecture.is_empty()
+    {
+        sm.record.machine.architecture =
+            normalise_arch(&a, c.params.get_nonempty("subarchitecture").as_deref())?;
+    }
+    save(c, &mut sm)?;
+    register_macs(c.conn, &sm.record.machine)?;
+    let m = &sm.record.machine;
+    event(
+        c.conn,
+        m,
+        "",
+        "INFO",
+        "Enlisted",
+        &format!("Matched by BMC address {addr}"),
+        c.now_ms,
+    )?;
+    Ok(Some(sm))
 }
 
 /// `GET machines/?op=is_registered&mac_address=`.
@@ -732,6 +819,13 @@ pub fn set_owner_data(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let user = c.user()?.clone();
     let mut sm = load(c)?;
     super::machine_ops::authorize_owner_edit(&sm.record.machine, &user)?;
+    // MAAS: owner data belongs to the owner; anyone else (an admin too)
+    // gets 409.
+    if sm.record.machine.owner.as_deref() != Some(user.username.as_str()) {
+        return Err(ApiError::conflict(
+            "Cannot set owner data: the machine is not owned by the requesting user.",
+        ));
+    }
     for k in c.params.keys() {
         if k == "op" {
             continue;
@@ -794,7 +888,14 @@ pub fn node_token(
         let pw: String = (0..32)
             .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
             .collect();
-        users::create(conn, NODE_INIT_USER, "", &pw, false, now_ms)?;
+        // Two first `get_token` calls can race here (GET runs outside a
+        // transaction): the loser's insert fails on the unique username,
+        // and the user it wanted exists.
+        if let Err(e) = users::create(conn, NODE_INIT_USER, "", &pw, false, now_ms)
+            && users::by_name(conn, NODE_INIT_USER)?.is_none()
+        {
+            return Err(e.into());
+        }
     }
     let name = format!("node:{}", m.system_id);
     if let Some(t) = users::tokens_of(conn, NODE_INIT_USER)?
@@ -977,6 +1078,10 @@ mod tests {
             "amd64/hwe-22.04"
         );
         assert_eq!(normalise_arch("z80", None).unwrap_err().status, 400);
+        assert_eq!(
+            normalise_arch("amd64/generic/x", None).unwrap_err().status,
+            400
+        );
     }
 
     #[test]

@@ -502,10 +502,30 @@ async fn dispatch_inner(
         .find_map(|(i, r)| r.matches(&path).map(|v| (i, v)))
         .ok_or_else(|| ApiError::not_found(format!("Unknown API endpoint: {path}")))?;
     let params = read_params(query.as_deref(), &headers, &body).await?;
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // Text never holds NUL (Django refuses it in every form field), and
+    // PostgreSQL cannot store it: refuse it here rather than fail later.
+    if path_values.iter().any(|v| v.contains('\0')) {
+        return Err(ApiError::bad_request(
+            "Null characters are not allowed in the path.",
+        ));
+    }
+    if let Some(k) = params.nul_in_text() {
+        return Err(ApiError::field(k, "Null characters are not allowed."));
+    }
+    // Credentials that cannot be read (bytes outside visible ASCII) are
+    // refused like wrong ones, never taken for an anonymous call.
+    let auth = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::unauthorized(
+                        "Authorization Error: the Authorization header is not readable text",
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
     let base = base_url(&headers);
     let op = params.get("op").filter(|s| !s.is_empty());
     let st = state.clone();

@@ -20,6 +20,22 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// An integer as Django's `IntegerField` reads one: digits with an optional
+/// sign and an optional `.000` tail. Fractions, exponents, `NaN`, `inf` and
+/// out-of-range values are refused rather than rounded or saturated.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = match s.rfind('.') {
+        Some(dot) if s[dot + 1..].bytes().all(|b| b == b'0') => &s[..dot],
+        _ => s,
+    };
+    s.parse::<i64>().ok()
+}
+
+/// Parameters that carry file contents (keyrings, uploads, scripts),
+/// where a NUL byte is data rather than a malformed text.
+pub const BINARY_PARAMS: &[&str] = &["keyring_data", "content", "file", "script"];
+
 impl Params {
     /// Adds one value.
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
@@ -128,6 +144,17 @@ impl Params {
             .collect()
     }
 
+    /// The first text parameter holding a NUL character, if any. Parameters
+    /// that carry files (`BINARY_PARAMS`) may hold any byte.
+    pub fn nul_in_text(&self) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(k, v)| {
+                k.contains('\0') || (!BINARY_PARAMS.contains(&k.as_str()) && v.contains(&0))
+            })
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Whether `key` was sent.
     pub fn has(&self, key: &str) -> bool {
         self.items.iter().any(|(k, _)| k == key)
@@ -163,11 +190,9 @@ impl Params {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get_nonempty(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .or_else(|_| v.parse::<f64>().map(|f| f as i64))
+            Some(v) => parse_int(&v)
                 .map(Some)
-                .map_err(|_| ApiError::field(key, "Enter a whole number.")),
+                .ok_or_else(|| ApiError::field(key, "Enter a whole number.")),
         }
     }
 
@@ -222,6 +247,45 @@ mod tests {
         assert_eq!(p.get("op").as_deref(), Some("allocate"));
         assert_eq!(p.get_nonempty("empty"), None);
         assert_eq!(p.keys(), vec!["tags", "op", "empty"]);
+    }
+
+    #[test]
+    fn integers_as_django_reads_them() {
+        for (s, v) in [
+            ("42", 42),
+            (" -7 ", -7),
+            ("+3", 3),
+            ("2.0", 2),
+            ("5.", 5),
+            ("8.000", 8),
+        ] {
+            assert_eq!(parse_int(s), Some(v), "{s}");
+        }
+        for s in [
+            "1.5",
+            "1e3",
+            "NaN",
+            "inf",
+            "-inf",
+            "0x10",
+            "",
+            ".",
+            "1 2",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_int(s), None, "{s}");
+        }
+        let mut p = Params::default();
+        p.push("n", "NaN");
+        assert_eq!(p.int("n").unwrap_err().status, 400);
+    }
+
+    proptest! {
+        #[test]
+        fn parse_int_never_panics_and_round_trips(s in "\\PC{0,24}", n in any::<i64>()) {
+            let _ = parse_int(&s);
+            prop_assert_eq!(parse_int(&n.to_string()), Some(n));
+        }
     }
 
     #[test]

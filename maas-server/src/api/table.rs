@@ -367,6 +367,46 @@ pub fn resources() -> Vec<ResourceSpec> {
                 ),
             ],
         ),
+        // --- scripts and results (the metadata module owns them)
+        res("ScriptsHandler", "/MAAS/api/2.0/scripts/").auth(
+            "Manage custom commissioning and testing scripts.",
+            vec![
+                read(
+                    "List scripts (type filters).",
+                    crate::metadata::rest::scripts_list,
+                ),
+                create(
+                    "Upload a script (admin).",
+                    crate::metadata::rest::scripts_create,
+                ),
+            ],
+        ),
+        res("ScriptHandler", "/MAAS/api/2.0/scripts/{name}/").auth(
+            "Manage a custom script.",
+            vec![
+                read("Read a script.", crate::metadata::rest::script_read),
+                delete(
+                    "Delete a script (admin).",
+                    crate::metadata::rest::script_delete,
+                ),
+                get_op(
+                    "download",
+                    "Download the script.",
+                    crate::metadata::rest::script_download,
+                ),
+            ],
+        ),
+        res(
+            "NodeScriptResultsHandler",
+            "/MAAS/api/2.0/nodes/{system_id}/results/",
+        )
+        .auth(
+            "Read the script results of a node.",
+            vec![read(
+                "List result sets (type filters).",
+                crate::metadata::rest::node_results,
+            )],
+        ),
         // --- events and settings
         res("EventsHandler", "/MAAS/api/2.0/events/").auth(
             "Retrieve filtered node events.",
@@ -406,6 +446,11 @@ pub fn resources() -> Vec<ResourceSpec> {
                         "is_action_in_progress",
                         "Whether an action is in progress for a MAC.",
                         machines::is_action_in_progress,
+                    ),
+                    post_op(
+                        "accept",
+                        "Accept enlisted machines (needs a login).",
+                        machine_ops::anon_accept,
                     ),
                 ],
             )

@@ -32,8 +32,19 @@ pub fn create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .params
         .get_nonempty("username")
         .ok_or_else(|| ApiError::field("username", "This field is required."))?;
-    let email = c.params.get("email").unwrap_or_default();
-    let password = c.params.get("password").unwrap_or_default();
+    // MAAS makes email, password and is_superuser mandatory; an empty
+    // password is refused too, since it would be a working login.
+    let required = |k: &str| {
+        c.params
+            .get(k)
+            .ok_or_else(|| ApiError::field(k, "This field is required."))
+    };
+    let email = required("email")?;
+    let password = required("password")?;
+    if password.is_empty() {
+        return Err(ApiError::field("password", "This field cannot be blank."));
+    }
+    required("is_superuser")?;
     let is_superuser = c.params.bool_or("is_superuser", false)?;
     if db_users::by_name(c.conn, &username)?.is_some() {
         return Err(ApiError::field(

@@ -38,6 +38,8 @@ pub struct MachineExtra {
     pub swap_size: Option<u64>,
     /// CPU speed in MHz.
     pub cpu_speed: u64,
+    /// CPU model from commissioning, empty when unknown.
+    pub cpu_model: String,
     /// Hardware UUID, empty when unknown.
     pub hardware_uuid: String,
     /// The storage layout last applied, empty when none.

@@ -196,14 +196,14 @@ async fn storage_layout_reaches_the_curtin_config() {
     assert_eq!(s, 200, "{b}");
     assert!(b.contains("lvm_volgroup"), "{b}");
     assert!(b.contains("vgroot"), "{b}");
-    // Layout changes are refused once the machine left Ready.
+    // Layout changes are refused once the machine left Ready (MAAS: 409).
     let (s, b) = f
         .post(
             &format!("{url}?op=set_storage_layout"),
             "storage_layout=flat",
         )
         .await;
-    assert_eq!(s, 400, "{b}");
+    assert_eq!(s, 409, "{b}");
     // The other machine never got a layout: the default (flat) is rendered.
     let other = &ids[0];
     let (s, b) = f

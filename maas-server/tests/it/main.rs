@@ -4,6 +4,7 @@
 mod api;
 mod listing;
 mod listing_migration;
+mod metadata;
 mod migrations;
 
 use std::sync::Arc;

@@ -483,6 +483,21 @@ fn proxy_mode_answers_only_pxe_without_address() {
     assert_eq!(mtype(&ack.message), MessageType::Ack);
     assert_eq!(ack.dest, Destination::Unicast([192, 0, 2, 77].into()));
     assert_eq!(h.lease_count(), 0, "proxy never allocates");
+    // The client's REQUEST to the site's server is not ours to answer.
+    let site: Ipv4Addr = [192, 0, 2, 2].into();
+    assert_eq!(
+        h.handle(
+            &as_pxe(request_selecting(M1, [192, 0, 2, 77].into(), site), 0),
+            T0
+        ),
+        Action::Drop(DropReason::OtherServer(site))
+    );
+    // The PXE REQUEST naming us (port 4011) is.
+    let to_us = reply(h.handle(
+        &as_pxe(request_selecting(M1, [192, 0, 2, 77].into(), SERVER), 0),
+        T0,
+    ));
+    assert_eq!(mtype(&to_us.message), MessageType::Ack);
     assert!(matches!(
         h.handle(&release(M1, [192, 0, 2, 77].into(), SERVER), T0),
         Action::Drop(_)
@@ -663,4 +678,32 @@ fn reconfigure_swaps_subnets_and_keeps_leases() {
         h.handle(&d, T0),
         Action::Drop(DropReason::NoSubnet([198, 51, 100, 1].into()))
     );
+}
+
+#[test]
+fn reclaim_lapses_leases_at_their_expiry_only() {
+    let (h, backend, store) = setup(vec![]);
+    let a = dora(&h, M1, T0).yiaddr();
+    backend.take_events();
+    let before = store.records().len();
+    // MAAS's default lease is 600 s; the clock is injected as timestamps.
+    assert_eq!(h.reclaim(T0 + Duration::from_secs(599)), 0);
+    assert_eq!(h.lease(a).unwrap().state, LeaseState::Bound);
+    assert!(backend.take_events().is_empty());
+    assert_eq!(h.reclaim(T0 + Duration::from_secs(600)), 1);
+    assert_eq!(h.lease(a).unwrap().state, LeaseState::Released);
+    assert_eq!(
+        backend.take_events(),
+        vec![DhcpEvent::Expired {
+            mac: MacAddress(M1),
+            addr: a
+        }]
+    );
+    let recs = store.records();
+    assert_eq!(recs.len(), before + 1, "the lapse is recorded");
+    assert_eq!(recs.last().unwrap().state, LeaseState::Released);
+    assert_eq!(h.reclaim(T0 + Duration::from_secs(601)), 0, "once");
+    // The lapsed holder comes back to the same address; a stranger would not
+    // have displaced it while others are free.
+    assert_eq!(dora(&h, M1, T0 + Duration::from_secs(700)).yiaddr(), a);
 }

@@ -1,0 +1,242 @@
+//! The metadata API in-process: node-token authentication, refusals and the
+//! status effects of signals, webhook events and the user-data read.
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::Value;
+
+use super::Fixture;
+
+fn node_auth(ck: &str, tk: &str, ts: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let nonce: u64 = rand::random();
+    format!(
+        "OAuth oauth_version=1.0, oauth_signature_method=PLAINTEXT, oauth_consumer_key={ck}, oauth_token={tk}, oauth_signature=&{ts}, oauth_nonce={nonce}, oauth_timestamp={now}"
+    )
+}
+
+struct Node {
+    sid: String,
+    ck: String,
+    tk: String,
+    ts: String,
+}
+
+impl Node {
+    fn auth(&self) -> String {
+        node_auth(&self.ck, &self.tk, &self.ts)
+    }
+}
+
+async fn new_node(f: &Fixture) -> Node {
+    let (st, body) = f
+        .post(
+            "/MAAS/api/2.0/machines/",
+            "architecture=amd64/generic&mac_addresses=52:54:00:aa:00:01&hostname=meta1&power_type=manual",
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["status_name"], "Commissioning");
+    let sid = m["system_id"].as_str().unwrap().to_owned();
+    let (st, body) = f
+        .get(&format!("/MAAS/api/2.0/machines/{sid}/?op=get_token"))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    Node {
+        sid,
+        ck: t["consumer_key"].as_str().unwrap().into(),
+        tk: t["token_key"].as_str().unwrap().into(),
+        ts: t["token_secret"].as_str().unwrap().into(),
+    }
+}
+
+async fn send_raw(f: &Fixture, req: Request<Body>) -> (u16, Vec<u8>) {
+    use tower::ServiceExt;
+    let res = maas_server::app(f.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let st = res.status().as_u16();
+    let b = axum::body::to_bytes(res.into_body(), 1 << 26)
+        .await
+        .unwrap();
+    (st, b.to_vec())
+}
+
+async fn node_get(f: &Fixture, auth: &str, uri: &str) -> (u16, Vec<u8>) {
+    let req = Request::get(uri)
+        .header("Authorization", auth)
+        .body(Body::empty())
+        .unwrap();
+    send_raw(f, req).await
+}
+
+async fn node_post(f: &Fixture, auth: Option<&str>, uri: &str, ctype: &str, body: &str) -> u16 {
+    let mut req = Request::post(uri).header("Content-Type", ctype);
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let req = req.body(Body::from(body.to_owned())).unwrap();
+    send_raw(f, req).await.0
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn status_of(f: &Fixture, sid: &str) -> String {
+    let (_, body) = f.get(&format!("/MAAS/api/2.0/machines/{sid}/")).await;
+    let m: Value = serde_json::from_str(&body).unwrap();
+    m["status_name"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn node_token_reads_its_own_metadata_and_others_are_refused() {
+    let f = Fixture::new();
+    let n = new_node(&f).await;
+    let (st, body) = node_get(&f, &n.auth(), "/MAAS/metadata/latest/meta-data/instance-id").await;
+    assert_eq!((st, String::from_utf8(body).unwrap()), (200, n.sid.clone()));
+    let (st, body) = node_get(
+        &f,
+        &n.auth(),
+        "/MAAS/metadata/2012-03-01/meta-data/local-hostname",
+    )
+    .await;
+    assert_eq!(
+        (st, String::from_utf8(body).unwrap()),
+        (200, "meta1.maas".to_owned())
+    );
+    // A user's token is not a node token; a wrong secret is refused.
+    let (st, _) = node_get(&f, &f.auth(), "/MAAS/metadata/latest/meta-data/instance-id").await;
+    assert_eq!(st, 401);
+    let bad = node_auth(&n.ck, &n.tk, "wrong");
+    let (st, _) = node_get(&f, &bad, "/MAAS/metadata/latest/meta-data/instance-id").await;
+    assert_eq!(st, 401);
+    // The scripts tarball carries its index.
+    let (st, tar) = node_get(&f, &n.auth(), "/MAAS/metadata/latest/maas-scripts").await;
+    assert_eq!(st, 200);
+    assert!(tar.windows(10).any(|w| w == b"index.json"));
+    // Commissioning: user-data is the runner.
+    let (st, ud) = node_get(&f, &n.auth(), "/MAAS/metadata/latest/user-data").await;
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&ud).contains("maas-run-scripts"));
+}
+
+#[tokio::test]
+async fn signals_and_webhook_events_move_the_machine() {
+    let f = Fixture::new();
+    let n = new_node(&f).await;
+    let form = "application/x-www-form-urlencoded";
+    let uri = "/MAAS/metadata/latest/";
+    assert_eq!(
+        node_post(&f, Some(&n.auth()), uri, form, "op=signal&status=BOGUS").await,
+        400
+    );
+    assert_eq!(
+        node_post(&f, Some(&n.auth()), uri, form, "op=signal&status=WORKING").await,
+        200
+    );
+    assert_eq!(status_of(&f, &n.sid).await, "Commissioning");
+    // Commissioning output arrives as form parts named after the script.
+    let lsblk = r#"{"blockdevices":[{"name":"sda","size":107374182400,"type":"disk","ro":false,"rota":false,"log-sec":512}]}"#;
+    let body = format!(
+        "op=signal&status=WORKING&exit_status=0&00-maas-07-block-devices={}&00-maas-02-meminfo={}",
+        url_encode(lsblk),
+        url_encode("MemTotal: 8388608 kB\n")
+    );
+    assert_eq!(node_post(&f, Some(&n.auth()), uri, form, &body).await, 200);
+    assert_eq!(
+        node_post(&f, Some(&n.auth()), uri, form, "op=signal&status=OK").await,
+        200
+    );
+    assert_eq!(status_of(&f, &n.sid).await, "Ready");
+    // Hardware and the default (flat) layout on the boot disk are stored.
+    let sid: maas_core::SystemId = n.sid.parse().unwrap();
+    let mut conn = f.state.pool.get().unwrap();
+    let sm = maas_server::db::machines::get(&mut conn, &sid)
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    assert_eq!(sm.record.machine.memory_mib, 8192);
+    assert_eq!(sm.record.machine.block_devices[0].name, "sda");
+    assert_eq!(sm.record.extra.storage_layout, "flat");
+    assert!(sm.record.machine.storage.mounted_at("/").is_some());
+    let (st, body) = f
+        .get(&format!("/MAAS/api/2.0/nodes/{}/results/", n.sid))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("00-maas-07-block-devices"), "{body}");
+
+    // The webhook: 401 without a token, 400 on a bad body, 204 otherwise.
+    let hook = format!("/MAAS/metadata/status/{}", n.sid);
+    let json = "application/json";
+    assert_eq!(node_post(&f, None, &hook, json, "{}").await, 401);
+    assert_eq!(node_post(&f, Some(&n.auth()), &hook, json, "{").await, 400);
+    let ev = r#"{"event_type":"start","origin":"curtin","name":"cmd-install","description":"x"}"#;
+    assert_eq!(node_post(&f, Some(&n.auth()), &hook, json, ev).await, 204);
+
+    // Deploy, fail through the webhook.
+    let (st, body) = f
+        .post(
+            &format!("/MAAS/api/2.0/machines/{}/", n.sid),
+            "op=deploy&distro_series=noble",
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let fail = r#"{"event_type":"finish","origin":"curtin","name":"cmd-install","description":"boom","result":"FAIL"}"#;
+    assert_eq!(node_post(&f, Some(&n.auth()), &hook, json, fail).await, 204);
+    assert_eq!(status_of(&f, &n.sid).await, "Failed deployment");
+    // Signals in a status that takes none are refused with 409.
+    let (st, _) = f
+        .post(&format!("/MAAS/api/2.0/machines/{}/", n.sid), "op=release")
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        node_post(&f, Some(&n.auth()), uri, form, "op=signal&status=OK").await,
+        200,
+        "Ready is signalable (ignored)"
+    );
+}
+
+#[tokio::test]
+async fn deploying_machine_is_deployed_when_its_os_reads_user_data() {
+    let f = Fixture::new();
+    let n = new_node(&f).await;
+    let form = "application/x-www-form-urlencoded";
+    node_post(
+        &f,
+        Some(&n.auth()),
+        "/MAAS/metadata/latest/",
+        form,
+        "op=signal&status=OK",
+    )
+    .await;
+    // base64 of "#!/bin/sh\necho hi\n"
+    let (st, body) = f
+        .post(
+            &format!("/MAAS/api/2.0/machines/{}/", n.sid),
+            "op=deploy&distro_series=noble&user_data=IyEvYmluL3NoCmVjaG8gaGkK",
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    // The installer's own datasource (curtin) does not end the deployment.
+    let (st, _) = node_get(&f, &n.auth(), "/MAAS/metadata/curtin/latest/user-data").await;
+    assert_eq!(st, 200);
+    assert_eq!(status_of(&f, &n.sid).await, "Deploying");
+    let (st, ud) = node_get(&f, &n.auth(), "/MAAS/metadata/latest/user-data").await;
+    assert_eq!(
+        (st, ud.as_slice()),
+        (200, b"#!/bin/sh\necho hi\n".as_slice())
+    );
+    assert_eq!(status_of(&f, &n.sid).await, "Deployed");
+}
