@@ -121,6 +121,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/MAAS/api/version/", get(api_version_text))
         .route("/MAAS/api/2.0/describe/", get(describe))
+        .route("/MAAS/api/2.0/openapi.json", get(openapi))
         .route("/MAAS/accounts/authenticate/", any(authenticate))
         .route("/MAAS/api/1.0/{*rest}", any(api_gone))
         .route("/MAAS/api/2.0/{*rest}", any(api_dispatch))
@@ -203,6 +204,16 @@ async fn describe(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         res.headers_mut().insert("X-MAAS-API-Hash", v);
     }
     res
+}
+
+/// The OpenAPI document (beyond MAAS), anonymous like `describe`.
+async fn openapi(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let base = api::base_url(&headers);
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.api.openapi(&base).to_string(),
+    )
+        .into_response()
 }
 
 async fn api_dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -304,13 +315,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let res = state
         .pool
         .run(|conn| {
-            let ms = db::machines::list(conn)?;
-            let mut counts = std::collections::BTreeMap::new();
-            for m in &ms {
-                *counts
-                    .entry(m.record.machine.status.as_int())
-                    .or_insert(0u64) += 1;
-            }
+            let counts: std::collections::BTreeMap<u8, i64> = db::machines::count_by_status(conn)?
+                .into_iter()
+                .filter_map(|(s, n)| Some((u8::try_from(s).ok()?, n)))
+                .collect();
             Ok(counts)
         })
         .await;

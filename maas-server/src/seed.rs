@@ -172,6 +172,10 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
                     name: d.name.clone(),
                     size: d.size,
                     block_size: 512,
+                    // What the installer finds the disk by; commissioning
+                    // would record a by-id path, the kernel name is what
+                    // a spec gives.
+                    id_path: format!("/dev/{}", d.name),
                     tags: d.tags.clone(),
                     ..Default::default()
                 });

@@ -600,23 +600,76 @@ pub fn override_failed_testing(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     simple(c, a)
 }
 
-/// `POST machines/{id}/?op=set_storage_layout`: checks status and
-/// permission and records the layout; building the partitions is the
-/// storage-layout module's job (not merged yet).
+/// `POST machines/{id}/?op=set_storage_layout`: on a Ready machine,
+/// replaces its storage configuration with the layout built by
+/// `maas_core::storage::layout` (flat, lvm, bcache, blank, custom) from
+/// MAAS's parameters; a parameter the layout cannot honour is a 400 naming
+/// it.
 pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    use maas_core::storage::layout::{LayoutRequest, StorageLayout, apply_layout};
     let layout = c
         .params
         .get_nonempty("storage_layout")
         .unwrap_or_else(|| "flat".into());
-    if !matches!(
-        layout.as_str(),
-        "flat" | "lvm" | "bcache" | "vmfs6" | "vmfs7" | "custom" | "blank"
-    ) {
-        return Err(ApiError::field(
-            "storage_layout",
-            format!("Select a valid choice. {layout} is not one of the available choices."),
-        ));
-    }
+    let kind: StorageLayout = match layout.as_str() {
+        "vmfs6" | "vmfs7" => {
+            return Err(ApiError::field(
+                "storage_layout",
+                format!("The {layout} layout (VMware ESXi) is not supported by this server."),
+            ));
+        }
+        other => other.parse().map_err(|_| {
+            ApiError::field(
+                "storage_layout",
+                format!("Select a valid choice. {layout} is not one of the available choices."),
+            )
+        })?,
+    };
+    let size = |key: &str| -> Result<Option<maas_core::storage::Size>, ApiError> {
+        c.params
+            .get_nonempty(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::field(key, format!("'{v}' is not a valid size.")))
+            })
+            .transpose()
+    };
+    let device = |key: &str| -> Result<Option<u64>, ApiError> {
+        c.params
+            .get_nonempty(key)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::field(key, format!("'{v}' is not a valid block device id."))
+                })
+            })
+            .transpose()
+    };
+    let req = LayoutRequest {
+        layout: kind,
+        boot_size: size("boot_size")?,
+        root_size: size("root_size")?,
+        root_device: device("root_device")?,
+        vg_name: c.params.get_nonempty("vg_name"),
+        lv_name: c.params.get_nonempty("lv_name"),
+        lv_size: size("lv_size")?,
+        cache_device: device("cache_device")?,
+        cache_mode: c
+            .params
+            .get_nonempty("cache_mode")
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::field(
+                        "cache_mode",
+                        format!("Select a valid choice. {v} is not one of the available choices."),
+                    )
+                })
+            })
+            .transpose()?,
+        cache_size: size("cache_size")?,
+        cache_no_part: c.params.bool_or("cache_no_part", false)?,
+        // The API refuses what the default-layout path would fall back from.
+        allow_fallback: false,
+    };
     let (user, mut sm) = load(c)?;
     maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::SetStorageLayout)
         .map_err(refusal)?;
@@ -625,11 +678,15 @@ pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             "Cannot change the storage layout on a machine that is not Ready.",
         ));
     }
-    if sm.record.machine.boot_disk().is_none() {
+    if sm.record.machine.boot_disk().is_none() && kind != StorageLayout::Blank {
         return Err(ApiError::bad_request(
             "Machine is missing a boot disk; no storage layout can be applied.",
         ));
     }
+    apply_layout(&mut sm.record.machine, &req).map_err(|e| match e {
+        maas_core::Error::LayoutParam { param, reason, .. } => ApiError::field(param, reason),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
     sm.record.extra.storage_layout = layout;
     super::machines::save(c, &mut sm)?;
     Ok(Reply::Json(render(c, &sm)?))

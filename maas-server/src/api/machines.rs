@@ -7,11 +7,13 @@ use maas_core::hardware::{Interface, VlanRef};
 use maas_core::{MacAddress, Machine, NodeStatus, SystemId};
 use serde_json::{Map, Value, json};
 
-use super::json::{Lookups, blockdevice_json, interface_json, kinds, machine_json};
+use super::json::{
+    Lookups, blockdevice_json, interface_json, kinds, machine_json, write_machine_list,
+};
 use super::resources::default_domain;
 use super::{ApiError, Call, Reply};
 use crate::db::events::NewEvent;
-use crate::db::machines::{MachineExtra, MachineRecord, StoredMachine};
+use crate::db::machines::{MachineExtra, MachineQuery, MachineRecord, StoredMachine};
 use crate::db::{DbConn, events, machines, objects, settings};
 
 /// Architectures MAAS knows (with `generic` as the default subarch).
@@ -212,36 +214,28 @@ fn status_by_filter_name(s: &str) -> Option<NodeStatus> {
 }
 
 /// The read filters of `GET machines/` (MAAS's `ReadNodesForm`, the
-/// commonly used subset), plus `offset`/`limit` paging beyond MAAS.
-pub fn filter_machines(
-    c: &Call<'_>,
-    list: Vec<StoredMachine>,
-) -> Result<Vec<StoredMachine>, ApiError> {
+/// commonly used subset), plus `offset`/`limit` paging beyond MAAS, as a
+/// database query; callers who are not admins see unowned machines and
+/// their own.
+pub fn machine_query(c: &Call<'_>) -> Result<MachineQuery, ApiError> {
     let p = c.params;
-    let ids = p.get_list("id");
-    let not_ids = p.get_list("not_id");
-    let system_ids = p.get_list("system_id");
+    let user = c.user()?;
+    let mut system_ids = p.get_list("id");
+    system_ids.extend(p.get_list("system_id"));
     let hostnames: Vec<String> = p
         .get_list("hostname")
         .into_iter()
         .map(|h| h.split('.').next().unwrap_or_default().to_owned())
         .collect();
-    let not_hostnames = p.get_list("not_hostname");
-    let macs: Vec<MacAddress> = p
+    let macs: Vec<String> = p
         .get_list("mac_address")
         .iter()
         .map(|m| {
-            m.parse().map_err(|_| {
+            m.parse::<MacAddress>().map(|m| m.colon()).map_err(|_| {
                 ApiError::field("mac_address", format!("'{m}' is not a valid MAC address."))
             })
         })
         .collect::<Result<_, _>>()?;
-    let domains = p.get_list("domain");
-    let not_domains = p.get_list("not_domain");
-    let zones = p.get_list("zone");
-    let not_zones = p.get_list("not_in_zone");
-    let pools = p.get_list("pool");
-    let not_pools = p.get_list("not_in_pool");
     let statuses: Vec<NodeStatus> = p
         .get_list("status")
         .iter()
@@ -256,66 +250,60 @@ pub fn filter_machines(
         .filter_map(|s| status_by_filter_name(s))
         .collect();
     let simple = p.get_list("simple_status");
-    let owners = p.get_list("owner");
-    let not_owners = p.get_list("not_owner");
-    let power = p.get_list("power_state");
-    let arches = p.get_list("arch");
-    let tags = p.get_list("tags");
-    let not_tags = p.get_list("not_tags");
-    let agents = p.get_list("agent_name");
-    let cpu = p.int("cpu_count")?;
-    let mem = p.int("mem")?;
-    let offset = p.int("offset")?.unwrap_or(0).max(0) as usize;
-    let limit = p.int("limit")?.map(|l| l.max(0) as usize);
-    let any = |v: &[String], x: &str| v.is_empty() || v.iter().any(|s| s == x);
-    let none = |v: &[String], x: &str| !v.iter().any(|s| s == x);
-    let out = list.into_iter().filter(|sm| {
-        let m = &sm.record.machine;
-        can_view(c, m)
-            && (any(&ids, m.system_id.as_str()))
-            && none(&not_ids, m.system_id.as_str())
-            && any(&system_ids, m.system_id.as_str())
-            && any(&hostnames, &m.hostname)
-            && none(&not_hostnames, &m.hostname)
-            && (macs.is_empty() || m.interfaces.iter().any(|i| macs.contains(&i.mac)))
-            && any(&domains, &m.domain)
-            && none(&not_domains, &m.domain)
-            && any(&zones, &m.zone)
-            && none(&not_zones, &m.zone)
-            && any(&pools, &m.pool)
-            && none(&not_pools, &m.pool)
-            && (statuses.is_empty() || statuses.contains(&m.status))
-            && !not_statuses.contains(&m.status)
-            && (simple.is_empty()
-                || simple
+    let statuses_also = (!simple.is_empty()).then(|| {
+        NodeStatus::ALL
+            .iter()
+            .copied()
+            .filter(|st| {
+                simple
                     .iter()
-                    .any(|s| m.status.simple().label().eq_ignore_ascii_case(s)))
-            && (owners.is_empty() || m.owner.as_ref().is_some_and(|o| owners.contains(o)))
-            && m.owner.as_ref().is_none_or(|o| !not_owners.contains(o))
-            && any(&power, m.power_state.as_str())
-            && (arches.is_empty() || arches.iter().any(|a| m.architecture == *a || m.arch() == a))
-            && tags.iter().all(|t| m.tags.contains(t))
-            && !not_tags.iter().any(|t| m.tags.contains(t))
-            && any(&agents, &m.agent_name)
-            && cpu.is_none_or(|n| i64::from(m.cpu_count) >= n)
-            && mem.is_none_or(|n| m.memory_mib as i64 >= n)
+                    .any(|s| st.simple().label().eq_ignore_ascii_case(s))
+            })
+            .collect()
     });
-    let out = out.skip(offset);
-    Ok(match limit {
-        Some(l) => out.take(l).collect(),
-        None => out.collect(),
+    Ok(MachineQuery {
+        visible_to: (!user.is_superuser).then(|| user.username.clone()),
+        system_ids,
+        not_system_ids: p.get_list("not_id"),
+        hostnames,
+        not_hostnames: p.get_list("not_hostname"),
+        macs,
+        domains: p.get_list("domain"),
+        not_domains: p.get_list("not_domain"),
+        zones: p.get_list("zone"),
+        not_zones: p.get_list("not_in_zone"),
+        pools: p.get_list("pool"),
+        not_pools: p.get_list("not_in_pool"),
+        statuses,
+        statuses_also,
+        not_statuses,
+        owners: p.get_list("owner"),
+        not_owners: p.get_list("not_owner"),
+        power_states: p.get_list("power_state"),
+        arches: p.get_list("arch"),
+        tags: p.get_list("tags"),
+        not_tags: p.get_list("not_tags"),
+        agent_names: p.get_list("agent_name"),
+        min_cpu_count: p.int("cpu_count")?,
+        min_memory_mib: p.int("mem")?,
+        offset: p.int("offset")?.unwrap_or(0).max(0),
+        limit: p.int("limit")?.map(|l| l.max(0)),
     })
+}
+
+/// A JSON array of machines, serialised straight into the body.
+pub fn machine_list_reply(conn: &mut DbConn, ms: &[StoredMachine]) -> Result<Reply, ApiError> {
+    let l = Lookups::load(conn)?;
+    let mut out = Vec::with_capacity(ms.len() * 8192 + 2);
+    write_machine_list(&mut out, ms, &l).map_err(ApiError::internal)?;
+    Ok(Reply::Raw("application/json; charset=utf-8", out))
 }
 
 /// `GET machines/` (and `nodes/`).
 pub fn list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    c.user()?;
-    let all = machines::list(c.conn)?;
-    let l = Lookups::load(c.conn)?;
-    let ms = filter_machines(c, all)?;
-    Ok(Reply::Json(Value::Array(
-        ms.iter().map(|m| machine_json(m, &l)).collect(),
-    )))
+    let q = machine_query(c)?;
+    let ms = machines::query(c.conn, &q)?;
+    machine_list_reply(c.conn, &ms)
 }
 
 /// `GET machines/{system_id}/`.
@@ -329,19 +317,14 @@ pub fn read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 pub fn list_allocated(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let me = c.user()?.username.clone();
     let ids = c.params.get_list("id");
-    let all = machines::list(c.conn)?;
-    let l = Lookups::load(c.conn)?;
-    Ok(Reply::Json(
-        all.iter()
-            .filter(|sm| {
-                let m = &sm.record.machine;
-                m.owner.as_deref() == Some(&me)
-                    && m.status == NodeStatus::Allocated
-                    && (ids.is_empty() || ids.iter().any(|i| i == m.system_id.as_str()))
-            })
-            .map(|sm| machine_json(sm, &l))
-            .collect(),
-    ))
+    let q = MachineQuery {
+        system_ids: ids,
+        owners: vec![me],
+        statuses: vec![NodeStatus::Allocated],
+        ..MachineQuery::default()
+    };
+    let ms = machines::query(c.conn, &q)?;
+    machine_list_reply(c.conn, &ms)
 }
 
 // ---------------------------------------------------------------- create
@@ -924,21 +907,51 @@ pub fn node_token(
     Ok(users::create_token(conn, NODE_INIT_USER, &name, now_ms)?)
 }
 
-/// `GET machines/{system_id}/?op=get_curtin_config`: MAAS answers 400
-/// unless the machine is deploying; rendering curtin is the deploy-config
-/// crate's job.
+/// `GET machines/{system_id}/?op=get_curtin_config`: the curtin
+/// configuration `maas_core::render::curtin` builds for the machine (its
+/// storage, network, reporting and datasource), as YAML `text/plain` like
+/// MAAS; 400 outside Deploying, Deployed and Failed deployment.
 pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
     let sm = load(c)?;
-    if sm.record.machine.status != NodeStatus::Deploying {
+    let m = &sm.record.machine;
+    if !matches!(
+        m.status,
+        NodeStatus::Deploying | NodeStatus::Deployed | NodeStatus::FailedDeployment
+    ) {
         return Err(ApiError::bad_request(format!(
-            "Machine {} is not in the Deploying state.",
-            sm.record.machine.system_id
+            "Machine {} is not in a deployment state.",
+            m.hostname
         )));
     }
-    Err(ApiError::bad_request(
-        "Curtin configuration is not available from this server yet.",
-    ))
+    let t = node_token(c.conn, m, c.now_ms)?;
+    let ctx = maas_core::RenderContext {
+        maas_url: format!("{}/MAAS", c.base),
+        token: maas_core::render::NodeToken {
+            consumer_key: t.consumer_key,
+            token_key: t.token_key,
+            token_secret: t.token_secret,
+        },
+        swap_size: sm.record.extra.swap_size,
+        ..maas_core::RenderContext::default()
+    };
+    // Without commissioning nothing set a layout yet; MAAS would have
+    // applied the default one then, so render with it.
+    let mut with_layout;
+    let m = if m.storage.is_empty() && m.boot_disk().is_some() {
+        with_layout = m.clone();
+        let mut req = maas_core::LayoutRequest::new(maas_core::StorageLayout::Flat);
+        req.allow_fallback = true;
+        maas_core::storage::apply_layout(&mut with_layout, &req)
+            .map_err(|e| ApiError::bad_request(format!("Cannot apply the default layout: {e}")))?;
+        &with_layout
+    } else {
+        m
+    };
+    let yaml = maas_core::render::curtin_config(m, &ctx).map_err(|e| {
+        ApiError::bad_request(format!("Cannot render the curtin configuration: {e}"))
+    })?;
+    Ok(Reply::Raw("text/plain", yaml.into_bytes()))
 }
 
 /// `POST machines/?op=set_zone` (admin).

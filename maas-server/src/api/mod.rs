@@ -24,6 +24,7 @@ pub mod json;
 pub mod machine_ops;
 pub mod machines;
 pub mod network;
+pub mod openapi;
 pub mod params;
 pub mod resources;
 pub mod table;
@@ -314,6 +315,11 @@ impl Api {
     /// The describe document for a request to `base`.
     pub fn describe(&self, base: &str) -> Value {
         describe_doc(&self.resources, base, &self.hash)
+    }
+
+    /// The OpenAPI document for a request to `base`.
+    pub fn openapi(&self, base: &str) -> Value {
+        openapi::document(&self.resources, base, crate::MAAS_VERSION)
     }
 }
 

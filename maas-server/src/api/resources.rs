@@ -450,14 +450,12 @@ pub fn tag_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 pub fn tag_machines(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
     let o = tag_by_name(c)?;
-    let l = super::json::Lookups::load(c.conn)?;
-    let ms = machines::list(c.conn)?;
-    Ok(Reply::Json(
-        ms.iter()
-            .filter(|m| m.record.machine.tags.contains(&o.name))
-            .map(|m| super::json::machine_json(m, &l))
-            .collect(),
-    ))
+    let q = machines::MachineQuery {
+        tags: vec![o.name.clone()],
+        ..machines::MachineQuery::default()
+    };
+    let ms = machines::query(c.conn, &q)?;
+    super::machines::machine_list_reply(c.conn, &ms)
 }
 
 /// `POST tags/{name}/?op=update_nodes` with `add`/`remove` system ids.

@@ -1,17 +1,23 @@
 //! Machine rows ↔ [`maas_core::Machine`].
 //!
 //! A row keeps the whole domain model (plus the API-only fields in
-//! [`MachineExtra`]) as JSON, and copies the fields queries filter on
-//! (system id, hostname, status, owner) into columns. Every write bumps
-//! `version` and is conditional on the version read, so two concurrent
-//! actions on one machine cannot both win (allocate relies on this).
+//! [`MachineExtra`]) as JSON, which actions read and write whole. What the
+//! list endpoints filter on is copied, on every write, into columns
+//! (system id, hostname, status, owner, zone, pool, domain, architecture,
+//! CPU, memory, power state, agent) and child tables (`machine_tags`,
+//! `machine_interfaces`, `machine_blockdevices`), so [`query`] answers a
+//! filtered, paged list in SQL and decodes only the rows it returns. Every
+//! write bumps `version` and is conditional on the version read, so two
+//! concurrent actions on one machine cannot both win (allocate relies on
+//! this).
 
 use diesel::prelude::*;
+use maas_core::hardware::BlockDeviceKind;
 use maas_core::{Machine, NodeStatus, SystemId};
 use serde::{Deserialize, Serialize};
 
 use super::DbConn;
-use super::schema::machines;
+use super::schema::{machine_blockdevices, machine_interfaces, machine_tags, machines};
 use crate::error::{Error, Result};
 
 /// API fields MAAS shows that the life-cycle model does not carry.
@@ -129,7 +135,91 @@ pub fn insert(conn: &mut DbConn, record: &MachineRecord, now_ms: i64) -> Result<
             machines::updated.eq(now_ms),
         ))
         .execute(conn)?;
-    get(conn, &m.system_id)?.ok_or_else(|| Error::Refused("machine vanished".into()))
+    let stored =
+        get(conn, &m.system_id)?.ok_or_else(|| Error::Refused("machine vanished".into()))?;
+    write_listing(conn, stored.id, m)?;
+    Ok(stored)
+}
+
+/// Copies what lists filter on into the row's columns and child tables.
+/// Rows go in one by one: diesel's multi-backend connection has no batch
+/// insert, and a machine has a handful of each.
+fn write_listing(conn: &mut DbConn, id: i64, m: &Machine) -> Result<()> {
+    diesel::update(machines::table.filter(machines::id.eq(id)))
+        .set((
+            machines::zone.eq(&m.zone),
+            machines::pool.eq(&m.pool),
+            machines::domain.eq(&m.domain),
+            machines::architecture.eq(&m.architecture),
+            machines::arch.eq(m.arch()),
+            machines::cpu_count.eq(i64::from(m.cpu_count)),
+            machines::memory_mib.eq(clamp_i64(m.memory_mib)),
+            machines::power_state.eq(m.power_state.as_str()),
+            machines::agent_name.eq(&m.agent_name),
+        ))
+        .execute(conn)?;
+    diesel::delete(machine_tags::table.filter(machine_tags::machine_id.eq(id))).execute(conn)?;
+    let mut tags: Vec<&str> = m.tags.iter().map(String::as_str).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    let tag_rows: Vec<_> = tags
+        .iter()
+        .map(|t| (machine_tags::machine_id.eq(id), machine_tags::name.eq(*t)))
+        .collect();
+    for row in tag_rows {
+        diesel::insert_into(machine_tags::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    diesel::delete(machine_interfaces::table.filter(machine_interfaces::machine_id.eq(id)))
+        .execute(conn)?;
+    let mut seen = std::collections::HashSet::new();
+    let if_rows: Vec<_> = m
+        .interfaces
+        .iter()
+        .filter(|i| seen.insert(i.name.as_str()))
+        .map(|i| {
+            (
+                machine_interfaces::machine_id.eq(id),
+                machine_interfaces::name.eq(i.name.as_str()),
+                machine_interfaces::mac.eq(i.mac.colon()),
+            )
+        })
+        .collect();
+    for row in if_rows {
+        diesel::insert_into(machine_interfaces::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    diesel::delete(machine_blockdevices::table.filter(machine_blockdevices::machine_id.eq(id)))
+        .execute(conn)?;
+    let mut seen = std::collections::HashSet::new();
+    let disk_rows: Vec<_> = m
+        .block_devices
+        .iter()
+        .filter(|d| seen.insert(d.name.as_str()))
+        .map(|d| {
+            (
+                machine_blockdevices::machine_id.eq(id),
+                machine_blockdevices::name.eq(d.name.as_str()),
+                machine_blockdevices::kind.eq(match d.kind {
+                    BlockDeviceKind::Physical => "physical",
+                    BlockDeviceKind::Virtual => "virtual",
+                }),
+                machine_blockdevices::size.eq(clamp_i64(d.size)),
+            )
+        })
+        .collect();
+    for row in disk_rows {
+        diesel::insert_into(machine_blockdevices::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// The machine with this system id.
@@ -196,11 +286,29 @@ pub fn update(conn: &mut DbConn, m: &StoredMachine, now_ms: i64) -> Result<bool>
         machines::updated.eq(now_ms),
     ))
     .execute(conn)?;
+    if n == 1 {
+        write_listing(conn, m.id, mm)?;
+    }
     Ok(n == 1)
 }
 
 /// Deletes a machine; returns whether it existed.
 pub fn delete(conn: &mut DbConn, id: &SystemId) -> Result<bool> {
+    // Child rows go explicitly: connections opened without the pool's
+    // `foreign_keys` pragma would not cascade on SQLite.
+    let row = || {
+        machines::table
+            .filter(machines::system_id.eq(id.as_str()))
+            .select(machines::id)
+    };
+    diesel::delete(machine_tags::table.filter(machine_tags::machine_id.eq_any(row())))
+        .execute(conn)?;
+    diesel::delete(machine_interfaces::table.filter(machine_interfaces::machine_id.eq_any(row())))
+        .execute(conn)?;
+    diesel::delete(
+        machine_blockdevices::table.filter(machine_blockdevices::machine_id.eq_any(row())),
+    )
+    .execute(conn)?;
     Ok(
         diesel::delete(machines::table.filter(machines::system_id.eq(id.as_str())))
             .execute(conn)?
@@ -208,7 +316,196 @@ pub fn delete(conn: &mut DbConn, id: &SystemId) -> Result<bool> {
     )
 }
 
+/// Number of machines per status integer.
+pub fn count_by_status(conn: &mut DbConn) -> Result<Vec<(i32, i64)>> {
+    Ok(machines::table
+        .group_by(machines::status)
+        .select((machines::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
 /// Number of machines.
 pub fn count(conn: &mut DbConn) -> Result<i64> {
     Ok(machines::table.count().get_result(conn)?)
+}
+
+/// The filters of `GET machines/` that SQL answers (MAAS's
+/// `ReadNodesForm`). Empty lists do not filter; every non-empty field must
+/// hold.
+#[derive(Debug, Clone, Default)]
+pub struct MachineQuery {
+    /// Only machines visible to this non-admin user (unowned or theirs).
+    pub visible_to: Option<String>,
+    /// System ids, any of.
+    pub system_ids: Vec<String>,
+    /// System ids excluded.
+    pub not_system_ids: Vec<String>,
+    /// Hostnames (without domain), any of.
+    pub hostnames: Vec<String>,
+    /// Hostnames excluded.
+    pub not_hostnames: Vec<String>,
+    /// MAC addresses (colon form, lower case), any interface with any of them.
+    pub macs: Vec<String>,
+    /// Domains, any of.
+    pub domains: Vec<String>,
+    /// Domains excluded.
+    pub not_domains: Vec<String>,
+    /// Zones, any of.
+    pub zones: Vec<String>,
+    /// Zones excluded.
+    pub not_zones: Vec<String>,
+    /// Pools, any of.
+    pub pools: Vec<String>,
+    /// Pools excluded.
+    pub not_pools: Vec<String>,
+    /// Statuses, any of.
+    pub statuses: Vec<NodeStatus>,
+    /// A second status set that must also hold (`simple_status`).
+    pub statuses_also: Option<Vec<NodeStatus>>,
+    /// Statuses excluded.
+    pub not_statuses: Vec<NodeStatus>,
+    /// Owners, any of (unowned machines never match).
+    pub owners: Vec<String>,
+    /// Owners excluded (unowned machines always pass).
+    pub not_owners: Vec<String>,
+    /// Power states (`on`, `off`, …), any of.
+    pub power_states: Vec<String>,
+    /// Architectures, `amd64` or `amd64/generic`, any of.
+    pub arches: Vec<String>,
+    /// Tags, all of.
+    pub tags: Vec<String>,
+    /// Tags, none of.
+    pub not_tags: Vec<String>,
+    /// Agent names, any of.
+    pub agent_names: Vec<String>,
+    /// At least this many CPUs.
+    pub min_cpu_count: Option<i64>,
+    /// At least this much memory (MiB).
+    pub min_memory_mib: Option<i64>,
+    /// Rows to skip.
+    pub offset: i64,
+    /// At most this many rows.
+    pub limit: Option<i64>,
+}
+
+fn status_ints(v: &[NodeStatus]) -> Vec<i32> {
+    v.iter().copied().map(status_col).collect()
+}
+
+/// Machines matching `q`, by id.
+pub fn query(conn: &mut DbConn, q: &MachineQuery) -> Result<Vec<StoredMachine>> {
+    let mut s = machines::table.into_boxed();
+    if let Some(u) = &q.visible_to {
+        s = s.filter(machines::owner.is_null().or(machines::owner.eq(u.clone())));
+    }
+    if !q.system_ids.is_empty() {
+        s = s.filter(machines::system_id.eq_any(q.system_ids.clone()));
+    }
+    if !q.not_system_ids.is_empty() {
+        s = s.filter(machines::system_id.ne_all(q.not_system_ids.clone()));
+    }
+    if !q.hostnames.is_empty() {
+        s = s.filter(machines::hostname.eq_any(q.hostnames.clone()));
+    }
+    if !q.not_hostnames.is_empty() {
+        s = s.filter(machines::hostname.ne_all(q.not_hostnames.clone()));
+    }
+    if !q.macs.is_empty() {
+        s = s.filter(
+            machines::id.eq_any(
+                machine_interfaces::table
+                    .filter(machine_interfaces::mac.eq_any(q.macs.clone()))
+                    .select(machine_interfaces::machine_id),
+            ),
+        );
+    }
+    if !q.domains.is_empty() {
+        s = s.filter(machines::domain.eq_any(q.domains.clone()));
+    }
+    if !q.not_domains.is_empty() {
+        s = s.filter(machines::domain.ne_all(q.not_domains.clone()));
+    }
+    if !q.zones.is_empty() {
+        s = s.filter(machines::zone.eq_any(q.zones.clone()));
+    }
+    if !q.not_zones.is_empty() {
+        s = s.filter(machines::zone.ne_all(q.not_zones.clone()));
+    }
+    if !q.pools.is_empty() {
+        s = s.filter(machines::pool.eq_any(q.pools.clone()));
+    }
+    if !q.not_pools.is_empty() {
+        s = s.filter(machines::pool.ne_all(q.not_pools.clone()));
+    }
+    if !q.statuses.is_empty() {
+        s = s.filter(machines::status.eq_any(status_ints(&q.statuses)));
+    }
+    if let Some(also) = &q.statuses_also {
+        s = s.filter(machines::status.eq_any(status_ints(also)));
+    }
+    if !q.not_statuses.is_empty() {
+        s = s.filter(machines::status.ne_all(status_ints(&q.not_statuses)));
+    }
+    if !q.owners.is_empty() {
+        s = s.filter(machines::owner.eq_any(q.owners.clone()));
+    }
+    if !q.not_owners.is_empty() {
+        s = s.filter(
+            machines::owner
+                .is_null()
+                .or(machines::owner.ne_all(q.not_owners.clone())),
+        );
+    }
+    if !q.power_states.is_empty() {
+        s = s.filter(machines::power_state.eq_any(q.power_states.clone()));
+    }
+    if !q.arches.is_empty() {
+        s = s.filter(
+            machines::architecture
+                .eq_any(q.arches.clone())
+                .or(machines::arch.eq_any(q.arches.clone())),
+        );
+    }
+    for t in &q.tags {
+        s = s.filter(
+            machines::id.eq_any(
+                machine_tags::table
+                    .filter(machine_tags::name.eq(t.clone()))
+                    .select(machine_tags::machine_id),
+            ),
+        );
+    }
+    if !q.not_tags.is_empty() {
+        s = s.filter(
+            machines::id.ne_all(
+                machine_tags::table
+                    .filter(machine_tags::name.eq_any(q.not_tags.clone()))
+                    .select(machine_tags::machine_id),
+            ),
+        );
+    }
+    if !q.agent_names.is_empty() {
+        s = s.filter(machines::agent_name.eq_any(q.agent_names.clone()));
+    }
+    if let Some(n) = q.min_cpu_count {
+        s = s.filter(machines::cpu_count.ge(n));
+    }
+    if let Some(n) = q.min_memory_mib {
+        s = s.filter(machines::memory_mib.ge(n));
+    }
+    s = s.order(machines::id.asc());
+    if q.offset > 0 {
+        s = s.offset(q.offset);
+    }
+    if let Some(l) = q.limit {
+        s = s.limit(l);
+    } else if q.offset > 0 {
+        // SQL has no OFFSET without LIMIT on SQLite.
+        s = s.limit(i64::MAX);
+    }
+    s.select(Row::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredMachine::try_from)
+        .collect()
 }

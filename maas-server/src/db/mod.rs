@@ -196,6 +196,36 @@ pub fn migrate(conn: &mut DbConn) -> Result<()> {
     Ok(())
 }
 
+/// Reverts, newest first, every applied migration whose version is `version`
+/// (`2026-11-21-190000`, dashes optional) or later. Tests use it to write rows
+/// in an older schema and then migrate them forward.
+pub fn revert_from(conn: &mut DbConn, version: &str) -> Result<()> {
+    fn go<C, S>(c: &mut C, source: impl Fn() -> S, version: &str) -> Result<()>
+    where
+        C: MigrationHarness<C::Backend> + diesel::Connection,
+        S: diesel::migration::MigrationSource<C::Backend>,
+    {
+        let target: String = version.chars().filter(|ch| *ch != '-').collect();
+        loop {
+            let applied = c
+                .applied_migrations()
+                .map_err(|e| Error::Migration(e.to_string()))?;
+            let newest = applied.iter().map(|v| v.to_string()).max();
+            match newest {
+                Some(v) if v.replace('-', "") >= target => {
+                    c.revert_last_migration(source())
+                        .map_err(|e| Error::Migration(e.to_string()))?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+    match conn {
+        DbConn::Sqlite(c) => go(c, || SQLITE_MIGRATIONS, version),
+        DbConn::Pg(c) => go(c, || POSTGRES_MIGRATIONS, version),
+    }
+}
+
 /// Reverts every migration of the connection's backend (tests: up→down→up).
 pub fn revert_all(conn: &mut DbConn) -> Result<()> {
     match conn {

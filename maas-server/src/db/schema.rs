@@ -37,8 +37,45 @@ diesel::table! {
         data -> Text,
         created -> BigInt,
         updated -> BigInt,
+        zone -> Text,
+        pool -> Text,
+        domain -> Text,
+        architecture -> Text,
+        arch -> Text,
+        cpu_count -> BigInt,
+        memory_mib -> BigInt,
+        power_state -> Text,
+        agent_name -> Text,
     }
 }
+
+diesel::table! {
+    machine_tags (machine_id, name) {
+        machine_id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    machine_interfaces (machine_id, name) {
+        machine_id -> BigInt,
+        name -> Text,
+        mac -> Text,
+    }
+}
+
+diesel::table! {
+    machine_blockdevices (machine_id, name) {
+        machine_id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        size -> BigInt,
+    }
+}
+
+diesel::joinable!(machine_tags -> machines (machine_id));
+diesel::joinable!(machine_interfaces -> machines (machine_id));
+diesel::joinable!(machine_blockdevices -> machines (machine_id));
 
 diesel::table! {
     events (id) {
@@ -69,4 +106,14 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, tokens, machines, events, objects, settings);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    tokens,
+    machines,
+    machine_tags,
+    machine_interfaces,
+    machine_blockdevices,
+    events,
+    objects,
+    settings
+);

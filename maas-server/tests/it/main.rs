@@ -2,6 +2,8 @@
 //! without sockets (tower `oneshot`), on a fresh SQLite database each.
 
 mod api;
+mod listing;
+mod listing_migration;
 mod metadata;
 mod migrations;
 mod workflow;

@@ -34,3 +34,11 @@ fn sqlite_up_down_up_gives_the_same_schema() {
     assert_eq!(schema(&mut conn), first);
     conn.batch_execute("SELECT 1").unwrap();
 }
+
+#[test]
+fn sqlite_listing_migration_converts_existing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("m.db").display().to_string();
+    let mut conn = <DbConn as diesel::Connection>::establish(&url).unwrap();
+    crate::listing_migration::converts_existing_rows(&mut conn);
+}

@@ -1,0 +1,16 @@
+DROP TABLE machine_blockdevices;
+DROP TABLE machine_interfaces;
+DROP TABLE machine_tags;
+DROP INDEX machines_owner;
+DROP INDEX machines_pool;
+DROP INDEX machines_zone;
+ALTER TABLE machines
+    DROP COLUMN agent_name,
+    DROP COLUMN power_state,
+    DROP COLUMN memory_mib,
+    DROP COLUMN cpu_count,
+    DROP COLUMN arch,
+    DROP COLUMN architecture,
+    DROP COLUMN domain,
+    DROP COLUMN pool,
+    DROP COLUMN zone;

@@ -1,0 +1,15 @@
+DROP TABLE machine_blockdevices;
+DROP TABLE machine_interfaces;
+DROP TABLE machine_tags;
+DROP INDEX machines_owner;
+DROP INDEX machines_pool;
+DROP INDEX machines_zone;
+ALTER TABLE machines DROP COLUMN agent_name;
+ALTER TABLE machines DROP COLUMN power_state;
+ALTER TABLE machines DROP COLUMN memory_mib;
+ALTER TABLE machines DROP COLUMN cpu_count;
+ALTER TABLE machines DROP COLUMN arch;
+ALTER TABLE machines DROP COLUMN architecture;
+ALTER TABLE machines DROP COLUMN domain;
+ALTER TABLE machines DROP COLUMN pool;
+ALTER TABLE machines DROP COLUMN zone;
