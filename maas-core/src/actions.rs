@@ -334,11 +334,15 @@ pub enum Permission {
     View,
     /// Anyone may allocate an unowned Ready machine.
     Allocate,
-    /// Owner or admin; anyone for an unowned Ready machine (auto-allocate).
+    /// As [`Permission::Edit`] (MAAS checks edit; a Ready machine nobody
+    /// owns is allocated to the caller on the way).
     Deploy,
-    /// Owner or admin; not refused by the lock itself.
+    /// Owner, admin, or anyone when nobody owns the machine; not refused by
+    /// the lock itself.
     Lock,
-    /// Owner or admin, and the machine must not be locked.
+    /// Owner, admin, or anyone when nobody owns the machine (MAAS's
+    /// `_can_edit`), and the machine must not be locked. `mark_broken`
+    /// additionally wants the owner.
     Edit,
     /// Admin only, and the machine must not be locked.
     Admin,
@@ -659,6 +663,7 @@ pub fn authorize(m: &Machine, actor: &Actor, action: &Action) -> Result<(), Refu
             m.system_id
         ))
     };
+    let may_edit = actor.is_admin || m.owner.is_none() || actor.owns(m);
     match action.permission() {
         Permission::View => Ok(()),
         Permission::Allocate => {
@@ -668,29 +673,30 @@ pub fn authorize(m: &Machine, actor: &Actor, action: &Action) -> Result<(), Refu
                 Ok(())
             }
         }
+        // MAAS's `_can_edit` (auth/local.py, without RBAC): an admin, the
+        // owner, or anyone at all when nobody owns the machine. The status
+        // rules then decide (mostly 409 for a machine nobody holds).
         Permission::Lock => {
-            if actor.is_admin || actor.owns(m) {
+            if may_edit {
                 Ok(())
             } else {
                 Err(not_yours())
             }
         }
-        Permission::Deploy => {
+        Permission::Deploy | Permission::Edit => {
             if m.locked {
                 Err(locked())
-            } else if actor.is_admin || actor.owns(m) || (m.owner.is_none() && m.status == Ready) {
-                Ok(())
-            } else {
+            } else if !may_edit {
                 Err(not_yours())
-            }
-        }
-        Permission::Edit => {
-            if m.locked {
-                Err(locked())
-            } else if actor.is_admin || actor.owns(m) {
-                Ok(())
+            } else if matches!(action, Action::MarkBroken { .. }) && !actor.owns(m) {
+                // api/machines.py `mark_broken`: after the edit permission,
+                // the REST handler refuses anyone but the owner, admins too.
+                Err(Refusal::Forbidden(format!(
+                    "Only the owner of machine {} may mark it broken.",
+                    m.system_id
+                )))
             } else {
-                Err(not_yours())
+                Ok(())
             }
         }
         Permission::Admin => {
@@ -846,29 +852,35 @@ fn start_commissioning(
     cfg: &LifecycleConfig,
     event: &str,
 ) -> Outcome {
+    // A Broken machine may still have an owner (mark_broken keeps it when
+    // the release did not finish); commissioning takes it back into the
+    // pool. (MAAS's start_commissioning records the commissioning user as
+    // owner instead; maas-core keeps commissioning machines unowned.)
+    let owner = m.owner.as_ref().map(|_| Effect::ClearOwner);
     Outcome::new(Commissioning, event).extend(
-        [
-            Effect::SetPreviousStatus(m.status),
-            Effect::SetErrorDescription(String::new()),
-            Effect::SetNetboot(true),
-        ]
-        .into_iter()
-        .chain(deadline(cfg, Commissioning, now))
-        .chain([
-            Effect::StartWorkflow {
-                workflow: Workflow::Commission,
-                deadline: now + cfg.node_timeout,
-            },
-            Effect::RunScripts(Scripts::Commissioning {
-                commissioning: p.commissioning_scripts.clone(),
-                testing: p.testing_scripts.clone(),
-                skip_storage: p.skip_storage,
-                skip_networking: p.skip_networking,
-                skip_bmc_config: p.skip_bmc_config,
-                enable_ssh: p.enable_ssh,
-            }),
-            Effect::PowerCycle,
-        ]),
+        owner
+            .into_iter()
+            .chain([
+                Effect::SetPreviousStatus(m.status),
+                Effect::SetErrorDescription(String::new()),
+                Effect::SetNetboot(true),
+            ])
+            .chain(deadline(cfg, Commissioning, now))
+            .chain([
+                Effect::StartWorkflow {
+                    workflow: Workflow::Commission,
+                    deadline: now + cfg.node_timeout,
+                },
+                Effect::RunScripts(Scripts::Commissioning {
+                    commissioning: p.commissioning_scripts.clone(),
+                    testing: p.testing_scripts.clone(),
+                    skip_storage: p.skip_storage,
+                    skip_networking: p.skip_networking,
+                    skip_bmc_config: p.skip_bmc_config,
+                    enable_ssh: p.enable_ssh,
+                }),
+                Effect::PowerCycle,
+            ]),
     )
 }
 
@@ -1123,14 +1135,22 @@ fn decide(
                     Effect::ClearOwnerData,
                     Effect::ClearDeployTarget,
                     Effect::SetUserData(None),
+                    Effect::SetAgentName(String::new()),
                 ]);
+                // models/node.py `mark_broken` releases first; `_release`
+                // finishes at once (owner cleared) only when the power is
+                // already off or cannot be queried. Otherwise the release
+                // would wait for the power monitor, which a Broken machine
+                // never gets to, so the owner stays.
+                if !m.power_queryable() || m.power_state == PowerState::Off {
+                    out = out.with(Effect::ClearOwner);
+                }
             }
             if m.status == Broken {
                 return Ok(out.with(Effect::SetErrorDescription(c)));
             }
             Ok(out.extend([
                 Effect::SetPreviousStatus(m.status),
-                Effect::ClearOwner,
                 Effect::SetErrorDescription(c),
                 Effect::AbortScripts,
                 Effect::ClearDeadline,
@@ -1148,9 +1168,13 @@ fn decide(
                 Ok(Outcome::new(Deployed, "Marked fixed")
                     .with(Effect::SetErrorDescription(String::new())))
             } else {
+                // mark_broken may have kept the owner; back in the pool
+                // nobody holds it (maas-core's rule; MAAS's mark_fixed leaves
+                // the owner field alone).
                 Ok(Outcome::new(Ready, "Marked fixed").extend([
                     Effect::SetErrorDescription(String::new()),
                     Effect::ClearDeployTarget,
+                    Effect::ClearOwner,
                 ]))
             }
         }

@@ -17,13 +17,9 @@
 //! their action does not list are 400), and `models/node.py` (lock only
 //! Deployed/Deploying, abort, release, rescue mode). maas.md §1.4 summarises.
 //!
-//! Three documented divergences are allowed, listed in [`maasd_divergence`]:
-//! maasd refuses (403) non-administrators who edit a machine nobody owns,
-//! where MAAS's `_can_edit` lets them (MAAS then mostly answers 409, or
-//! performs a no-op, or powers off / releases a machine that is not
-//! theirs); and an admin may mark a machine they do not own broken (MAAS's
-//! UI rule; its REST handler wants the owner); and `get_curtin_config` of
-//! a deploying machine is not built yet (400 where MAAS renders it).
+//! One documented divergence is allowed, listed in [`maasd_divergence`]:
+//! `get_curtin_config` is not built on this branch (400 where MAAS renders
+//! it for Deploying, Deployed and Failed deployment machines).
 
 use std::collections::HashMap;
 
@@ -296,9 +292,11 @@ fn maas(op: Op, f: &Fixture, who: Who) -> Expect {
                 refuse(403)
             }
         }
+        // api/machines.py get_curtin_config: view permission, then 400
+        // outside DEPLOYING, DEPLOYED and FAILED_DEPLOYMENT.
         Op::GetCurtinConfig => match (view, s) {
             (false, _) => refuse(403),
-            (true, Deploying) => same,
+            (true, Deploying | Deployed | FailedDeployment) => same,
             (true, _) => refuse(400),
         },
         Op::Update | Op::ClearDefaultGateways => {
@@ -477,48 +475,14 @@ fn maas(op: Op, f: &Fixture, who: Who) -> Expect {
 /// Where maasd deliberately answers differently from MAAS, and what it
 /// answers instead.
 fn maasd_divergence(op: Op, f: &Fixture, who: Who) -> Option<Expect> {
-    let non_admin = matches!(who, Who::Owner | Who::Other);
-    // 1. Stricter: MAAS's `_can_edit` is true for anyone on a machine
-    //    nobody owns; maas-core's Edit and Lock permissions want the owner
-    //    or an admin, so maasd refuses (403) where MAAS lets a non-admin
-    //    try (MAAS then mostly answers 409, or does a no-op, or releases or
-    //    powers off a machine that is not theirs).
-    let unowned_edit = matches!(
-        op,
-        Op::Release
-            | Op::ReleaseMany
-            | Op::Abort
-            | Op::PowerOn
-            | Op::PowerOff
-            | Op::SetOwnerData
-            | Op::Lock
-            | Op::Unlock
-    ) || (op == Op::Deploy && f.status != Ready);
-    if non_admin && !f.owned && unowned_edit {
-        return Some(Expect {
-            code: 403,
-            status: Some(f.status),
-            owner: Own::Keep,
-            locked: f.locked,
-        });
-    }
-    // 2. Looser, for admins only: MAAS's REST `mark_broken` wants the
-    //    caller to own the machine, its UI (node_action MarkBroken, edit
-    //    permission) lets an admin mark any unlocked machine broken;
-    //    maas-core follows the UI rule.
-    if who == Who::Admin && op == Op::MarkBroken && !f.locked {
-        return Some(Expect {
-            code: 200,
-            status: Some(Broken),
-            owner: Own::Any,
-            locked: false,
-        });
-    }
-    // 3. Not built yet: rendering the curtin configuration of a deploying
-    //    machine (MAAS answers 200 with it; maasd says it is unavailable).
+    // Not built on this branch: rendering the curtin configuration
+    // (api/machines.py get_curtin_config answers 200 with it in Deploying,
+    // Deployed and Failed deployment; maasd here says it is unavailable).
+    let view = who == Who::Admin || !f.owned || who == Who::Owner;
     if op == Op::GetCurtinConfig
-        && f.status == Deploying
-        && (who == Who::Admin || f.owned && who == Who::Owner)
+        && matches!(f.status, Deploying | Deployed | FailedDeployment)
+        && who != Who::Anon
+        && view
     {
         return Some(Expect {
             code: 400,
@@ -790,10 +754,11 @@ fn run_clone(m: &Maasd) {
     };
     // Anonymous: AnonMachinesHandler has no clone (400, as MAAS).
     assert_eq!(clone(None, dst).status, 400);
-    // A non-admin: MAAS's CloneForm offers them no destination (400);
-    // maasd refuses outright (403). Either way nothing is copied.
+    // A non-admin: MAAS's CloneForm offers them no destination (400 on
+    // `destinations`, forms/clone.py). Nothing is copied.
     let r = clone(Some(alice), dst);
-    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("destinations"), "{}", r.text());
     assert_eq!(tags_of(dst), json!([]));
     // A destination that is not Ready or Failed testing: 400.
     let r = clone(Some(admin.clone()), deployed);

@@ -299,10 +299,12 @@ fn broken_and_fixed() {
     let broken = Action::MarkBroken {
         comment: Some("fan died".into()),
     };
+    // Queryable power not known to be off: the release inside mark_broken
+    // does not finish, so the owner stays (models/node.py mark_broken).
     let m = run(&owned(Deployed, "alice"), &alice(), &broken).unwrap();
     assert_eq!(
         (m.status, m.owner.as_deref(), m.error_description.as_str()),
-        (Broken, None, "fan died")
+        (Broken, Some("alice"), "fan died")
     );
     assert_eq!(m.previous_status, Deployed);
     assert_eq!(
@@ -310,18 +312,110 @@ fn broken_and_fixed() {
         Err(403)
     );
     assert_eq!(status_of(run(&machine(Ready), &bob(), &broken)), Err(403));
-    assert_eq!(
-        status_of(run(&machine(Ready), &admin(), &broken)),
-        Ok(Broken)
-    );
 
     let fixed = Action::MarkFixed { comment: comment() };
     assert_eq!(status_of(run(&m, &alice(), &fixed)), Err(403));
     let f = run(&m, &admin(), &fixed).unwrap();
     assert_eq!((f.status, f.error_description.as_str()), (Deployed, ""));
-    let from_ready = run(&machine(Ready), &admin(), &broken).unwrap();
+    let from_ready = run(&owned(Ready, "alice"), &alice(), &broken).unwrap();
     assert_eq!(status_of(run(&from_ready, &admin(), &fixed)), Ok(Ready));
     assert_eq!(status_of(run(&machine(Ready), &admin(), &fixed)), Err(409));
+}
+
+#[test]
+fn mark_broken_wants_the_owner_even_from_an_admin() {
+    // api/machines.py mark_broken: 403 unless the caller owns the machine.
+    let broken = Action::MarkBroken { comment: comment() };
+    for s in [Ready, New, Deployed, Broken] {
+        assert_eq!(
+            status_of(run(&owned(s, "alice"), &admin(), &broken)),
+            Err(403),
+            "{s:?}"
+        );
+        assert_eq!(status_of(run(&machine(s), &admin(), &broken)), Err(403));
+        assert_eq!(status_of(run(&machine(s), &alice(), &broken)), Err(403));
+    }
+    let own = owned(Deployed, "admin");
+    assert_eq!(status_of(run(&own, &admin(), &broken)), Ok(Broken));
+}
+
+#[test]
+fn mark_broken_clears_the_owner_only_when_the_release_finishes() {
+    let broken = Action::MarkBroken { comment: comment() };
+    // Manual power cannot be queried: the release finishes at once.
+    let mut manual = owned(Deployed, "alice");
+    manual.power_type = "manual".into();
+    let m = run(&manual, &alice(), &broken).unwrap();
+    assert_eq!((m.status, m.owner.as_deref()), (Broken, None));
+    // Power already off: same.
+    let mut off = owned(Allocated, "alice");
+    off.power_state = PowerState::Off;
+    assert_eq!(run(&off, &alice(), &broken).unwrap().owner, None);
+    // Power on: the owner stays.
+    let mut on = owned(Allocated, "alice");
+    on.power_state = PowerState::On;
+    let m = run(&on, &alice(), &broken).unwrap();
+    assert_eq!(m.owner.as_deref(), Some("alice"));
+    assert!(m.agent_name.is_empty());
+    // Not releasable (rescue mode): nothing is released, the owner stays.
+    let mut rescue = owned(RescueMode, "alice");
+    rescue.power_type = "manual".into();
+    let m = run(&rescue, &alice(), &broken).unwrap();
+    assert_eq!((m.status, m.owner.as_deref()), (Broken, Some("alice")));
+}
+
+#[test]
+fn anyone_may_edit_a_machine_nobody_owns() {
+    // auth/local.py `_can_edit`: owner is None or the caller. The status
+    // rules answer instead of a 403.
+    let release = Action::Release(ReleaseParams::default());
+    let mut b = machine(Broken);
+    b.power_type = "manual".into();
+    assert_eq!(status_of(run(&b, &bob(), &release)), Ok(Ready));
+    assert_eq!(status_of(run(&machine(Ready), &bob(), &release)), Ok(Ready));
+    assert_eq!(status_of(run(&machine(New), &bob(), &release)), Err(409));
+    let abort = Action::Abort { comment: comment() };
+    assert_eq!(
+        status_of(run(&machine(Deploying), &bob(), &abort)),
+        Ok(Allocated)
+    );
+    let on = Action::PowerOn(PowerOnParams::default());
+    assert_eq!(status_of(run(&machine(Deployed), &bob(), &on)), Err(409));
+    let off = Action::PowerOff(PowerOffParams::default());
+    assert_eq!(
+        status_of(run(&machine(Deployed), &bob(), &off)),
+        Ok(Deployed)
+    );
+    let lock = Action::Lock { comment: comment() };
+    assert!(run(&machine(Deployed), &bob(), &lock).unwrap().locked);
+    let mut locked = machine(Deployed);
+    locked.locked = true;
+    let unlock = Action::Unlock { comment: comment() };
+    assert!(!run(&locked, &bob(), &unlock).unwrap().locked);
+    // The lock still refuses edits.
+    assert_eq!(status_of(run(&locked, &bob(), &off)), Err(403));
+    let deploy = Action::Deploy(DeployParams::default());
+    assert_eq!(
+        status_of(run(&machine(Deployed), &bob(), &deploy)),
+        Err(409)
+    );
+    assert_eq!(
+        status_of(run(&machine(Allocated), &bob(), &deploy)),
+        Ok(Deploying)
+    );
+    assert_eq!(
+        status_of(run(&machine(Ready), &bob(), &Action::SetOwnerData)),
+        Ok(Ready)
+    );
+    // Someone else's machine is still refused.
+    assert_eq!(
+        status_of(run(&owned(Deployed, "alice"), &bob(), &off)),
+        Err(403)
+    );
+    assert_eq!(
+        status_of(run(&owned(Deployed, "alice"), &bob(), &lock)),
+        Err(403)
+    );
 }
 
 #[test]

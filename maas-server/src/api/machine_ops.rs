@@ -749,10 +749,12 @@ pub fn accept_all(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(Value::Array(out)))
 }
 
-/// `POST machines/?op=clone` (admin): `source`, `destinations`, `storage`,
-/// `interfaces`; 204 on success.
+/// `POST machines/?op=clone`: `source`, `destinations`, `storage`,
+/// `interfaces`; 204 on success. Not an admin method in MAAS: forms/clone.py
+/// limits the destination choices to machines the caller may administer,
+/// so a non-admin's destinations are invalid choices (400), not a 403.
 pub fn clone(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let user = c.admin()?.clone();
+    let user = c.user()?.clone();
     let src_id = c
         .params
         .get_nonempty("source")
@@ -765,7 +767,15 @@ pub fn clone(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .flatten()
         .ok_or_else(|| ApiError::field("source", format!("Machine {src_id} is not found.")))?;
     let mut dests = Vec::new();
-    for id in c.params.get_list("destinations") {
+    for (nth, id) in c.params.get_list("destinations").into_iter().enumerate() {
+        if !user.is_superuser {
+            return Err(ApiError::field(
+                "destinations",
+                format!(
+                    "Machine {nth} is invalid: Select a valid choice. {id} is not one of the available choices."
+                ),
+            ));
+        }
         let sm = id
             .parse::<SystemId>()
             .ok()

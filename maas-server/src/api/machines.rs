@@ -742,8 +742,8 @@ pub fn update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             ApiError::field("memory", "Ensure this value is greater than or equal to 0.")
         })?;
     }
-    if let Some(n) = p.int("swap_size")? {
-        sm.record.extra.swap_size = u64::try_from(n).ok();
+    if let Some(v) = p.get("swap_size") {
+        sm.record.extra.swap_size = parse_swap_size(&v)?;
     }
     let new_type = p.get_nonempty("power_type");
     let new_params = p.power_parameters()?;
@@ -1065,6 +1065,27 @@ pub fn partition_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Err(ApiError::not_found("No Partition matches the given query."))
 }
 
+/// MAAS's `NodeForm.clean_swap_size`: empty clears it (curtin's default),
+/// else bytes, optionally with a decimal `K`, `M`, `G` or `T` suffix.
+/// MAAS stores a negative number as is (and would render `swap: {size:
+/// -1B}` for curtin); maasd refuses it instead of guessing what was meant.
+fn parse_swap_size(v: &str) -> Result<Option<u64>, ApiError> {
+    let bad = || ApiError::field("swap_size", format!("Invalid size for swap: {v}"));
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let (digits, unit) = match v.as_bytes()[v.len() - 1] {
+        b'K' => (&v[..v.len() - 1], 1_000u64),
+        b'M' => (&v[..v.len() - 1], 1_000_000),
+        b'G' => (&v[..v.len() - 1], 1_000_000_000),
+        b'T' => (&v[..v.len() - 1], 1_000_000_000_000),
+        _ => (v, 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(unit).map(Some).ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1116,5 +1137,30 @@ mod tests {
         );
         assert_eq!(status_by_filter_name("4"), Some(NodeStatus::Ready));
         assert_eq!(status_by_filter_name("bogus"), None);
+    }
+
+    #[test]
+    fn swap_size_follows_maas_and_refuses_negatives() {
+        assert_eq!(super::parse_swap_size("").unwrap(), None);
+        assert_eq!(super::parse_swap_size("0").unwrap(), Some(0));
+        assert_eq!(super::parse_swap_size("4096").unwrap(), Some(4096));
+        assert_eq!(super::parse_swap_size("2G").unwrap(), Some(2_000_000_000));
+        assert_eq!(super::parse_swap_size("5M").unwrap(), Some(5_000_000));
+        for bad in ["-1", "-1G", "abc", "1.5G", "G", "99999999999T"] {
+            let e = super::parse_swap_size(bad).unwrap_err();
+            assert_eq!(e.status, 400, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn swap_size_parser_never_panics(s in ".{0,24}") {
+            let _ = super::parse_swap_size(&s);
+        }
+
+        #[test]
+        fn swap_size_round_trips_bytes(n in 0u64..u64::MAX) {
+            proptest::prop_assert_eq!(super::parse_swap_size(&n.to_string()).unwrap(), Some(n));
+        }
     }
 }

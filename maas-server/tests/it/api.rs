@@ -218,6 +218,26 @@ async fn machine_lifecycle_writes_events() {
     let m: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(m["status"], 0);
     assert_eq!(m["status_name"], "New");
+    // MAAS's REST mark_broken wants the owner, admins included: nobody
+    // owns this machine, so the admin is refused.
+    let new_id = m["system_id"].as_str().unwrap().to_owned();
+    let (s, b) = f
+        .post(
+            &format!("/MAAS/api/2.0/machines/{new_id}/?op=mark_broken"),
+            "comment=psu",
+        )
+        .await;
+    assert_eq!(s, 403, "{b}");
+    // A machine created deployed belongs to its creator (the admin).
+    let (s, b) = f
+        .post(
+            "/MAAS/api/2.0/machines/",
+            "architecture=amd64&mac_addresses=52:54:00:00:00:02&power_type=manual&hostname=n1d&deployed=true",
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let m: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(m["status_name"], "Deployed");
     assert_eq!(
         m["resource_uri"],
         format!(
