@@ -910,15 +910,15 @@ pub fn node_token(
 /// `GET machines/{system_id}/?op=get_curtin_config`: the curtin
 /// configuration `maas_core::render::curtin` builds for the machine (its
 /// storage, network, reporting and datasource), as YAML `text/plain` like
-/// MAAS; 400 outside Deploying.
+/// MAAS; 400 outside Deploying, Deployed and Failed deployment.
 pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
     let sm = load(c)?;
     let m = &sm.record.machine;
-    // MAAS also answers in Deployed and Failed deployment; the hardening
-    // suite's authorization oracle (tests/tests/harden_authz.rs) still
-    // expects 400 there, so Deploying only until the two are aligned.
-    if m.status != NodeStatus::Deploying {
+    if !matches!(
+        m.status,
+        NodeStatus::Deploying | NodeStatus::Deployed | NodeStatus::FailedDeployment
+    ) {
         return Err(ApiError::bad_request(format!(
             "Machine {} is not in a deployment state.",
             m.hostname
