@@ -17,9 +17,8 @@
 //! their action does not list are 400), and `models/node.py` (lock only
 //! Deployed/Deploying, abort, release, rescue mode). maas.md §1.4 summarises.
 //!
-//! One documented divergence is allowed, listed in [`maasd_divergence`]:
-//! `get_curtin_config` is not built on this branch (400 where MAAS renders
-//! it for Deploying, Deployed and Failed deployment machines).
+//! Deliberate divergences from MAAS would be listed in [`maasd_divergence`];
+//! there are none at present.
 
 use std::collections::HashMap;
 
@@ -474,23 +473,9 @@ fn maas(op: Op, f: &Fixture, who: Who) -> Expect {
 
 /// Where maasd deliberately answers differently from MAAS, and what it
 /// answers instead.
-fn maasd_divergence(op: Op, f: &Fixture, who: Who) -> Option<Expect> {
-    // Not built on this branch: rendering the curtin configuration
-    // (api/machines.py get_curtin_config answers 200 with it in Deploying,
-    // Deployed and Failed deployment; maasd here says it is unavailable).
-    let view = who == Who::Admin || !f.owned || who == Who::Owner;
-    if op == Op::GetCurtinConfig
-        && matches!(f.status, Deploying | Deployed | FailedDeployment)
-        && who != Who::Anon
-        && view
-    {
-        return Some(Expect {
-            code: 400,
-            status: Some(f.status),
-            owner: Own::Keep,
-            locked: f.locked,
-        });
-    }
+fn maasd_divergence(_op: Op, _f: &Fixture, _who: Who) -> Option<Expect> {
+    // None left: get_curtin_config renders the configuration in Deploying,
+    // Deployed and Failed deployment as MAAS does.
     None
 }
 

@@ -1,4 +1,4 @@
-//! The listing migration (`2026-11-21-190000_api_listing`) converts rows
+//! The listing migration (`2026-11-21-200000_api_listing`) converts rows
 //! written in the first schema. Shared by the SQLite test here and the
 //! PostgreSQL one in `tests/tests/db_migrations_pg.rs` (included by path).
 
@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use maas_server::db::{self, DbConn};
 
 /// The listing migration's version.
-const LISTING: &str = "2026-11-21-190000";
+const LISTING: &str = "2026-11-21-200000";
 
 /// Writes a machine the way the first schema stored it (JSON only), migrates
 /// forward and checks that SQL filters now find it by its columns and child

@@ -42,3 +42,32 @@ fn sqlite_listing_migration_converts_existing_rows() {
     let mut conn = <DbConn as diesel::Connection>::establish(&url).unwrap();
     crate::listing_migration::converts_existing_rows(&mut conn);
 }
+
+/// Diesel keys a migration by the part of its directory name before the first
+/// `_`; two directories with the same timestamp would make one of them be
+/// skipped silently. Both backends must also carry the same list.
+#[test]
+fn migration_versions_are_unique_and_paired() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let list = |b: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(b))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let sqlite = list("sqlite");
+    assert_eq!(sqlite, list("postgres"));
+    let mut versions: Vec<&str> = sqlite
+        .iter()
+        .map(|n| n.split('_').next().unwrap())
+        .collect();
+    let n = versions.len();
+    versions.dedup();
+    assert_eq!(
+        versions.len(),
+        n,
+        "duplicate migration versions in {sqlite:?}"
+    );
+}
