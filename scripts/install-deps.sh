@@ -29,8 +29,8 @@ if ((${#apt_lists[@]})); then
     if printf '%s\n' "${missing[@]}" | grep -q '/bookworm-backports$' &&
        ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
       # Backports from the same Debian mirror the machine already uses.
-      mirror=$(grep -rhs -m1 '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2}')
-      [[ -n "$mirror" ]] || mirror=$(grep -hs -m1 '^deb .*debian' /etc/apt/sources.list | awk '{print $2}')
+      mirror=$(grep -rhs '^URIs:.*debian$' /etc/apt/sources.list.d/ | awk '{print $2; exit}')
+      [[ -n "$mirror" ]] || mirror=$(grep -hs '^deb .*debian' /etc/apt/sources.list | awk '{print $2; exit}')
       [[ -n "$mirror" ]] || { log "no Debian mirror configured in /etc/apt; cannot add backports"; exit 1; }
       log "adding bookworm-backports from $mirror"
       printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \

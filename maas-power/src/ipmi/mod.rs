@@ -236,7 +236,21 @@ impl PowerDriver for IpmiDriver {
     async fn power_on(&self, target: &PowerTarget) -> Result<()> {
         let mut s = self.open(target).await?;
         let r = match chassis_status(&mut s).await {
-            Ok(PowerState::On) => chassis_control(&mut s, CHASSIS_CYCLE).await,
+            Ok(PowerState::On) => match chassis_control(&mut s, CHASSIS_CYCLE).await {
+                // Some BMCs refuse Power Cycle (pyghmi's answers 0xcc, others
+                // 0xc1 or "not in present state"); off then on has the same
+                // effect, and is what an operator would do by hand.
+                Err(Error::Bmc(_) | Error::Unsupported(_)) => {
+                    match chassis_control(&mut s, CHASSIS_DOWN).await {
+                        Ok(()) => {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            chassis_control(&mut s, CHASSIS_UP).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                r => r,
+            },
             Ok(_) => chassis_control(&mut s, CHASSIS_UP).await,
             Err(e) => Err(e),
         };
