@@ -30,7 +30,11 @@ def call_error(fn, *args, **kwargs):
     try:
         fn(*args, **kwargs)
     except CallError as e:
-        return e.status, json.loads(e.content.decode() or "null")
+        text = e.content.decode()
+        try:
+            return e.status, json.loads(text)
+        except ValueError:
+            return e.status, text
     raise AssertionError("expected an HTTP error")
 
 
