@@ -10,6 +10,7 @@ pub mod options;
 pub mod packet;
 pub mod server;
 pub mod transfer;
+mod workers;
 
 pub use options::Limits;
 pub use packet::{ErrorCode, Packet};
