@@ -1,6 +1,8 @@
 //! Migrations on a real PostgreSQL 15: the listing migration converts
 //! existing rows, and up → down → up gives the same schema.
 
+#[path = "../../maas-server/tests/it/boot_migration.rs"]
+mod boot_migration;
 #[path = "../../maas-server/tests/it/listing_migration.rs"]
 mod listing_migration;
 
@@ -32,6 +34,7 @@ fn postgres_migrations_convert_rows_and_revert_cleanly() {
     let pg = Postgres::start().unwrap();
     let mut conn = <DbConn as diesel::Connection>::establish(&pg.url()).unwrap();
     listing_migration::converts_existing_rows(&mut conn);
+    boot_migration::moves_boot_sources(&mut conn);
     let first = schema(&mut conn);
     assert!(
         first.iter().any(|c| c.starts_with("machine_tags.name ")),

@@ -106,6 +106,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    boot_sources (id) {
+        id -> BigInt,
+        name -> Text,
+        url -> Text,
+        keyring_filename -> Text,
+        keyring_data -> Text,
+        priority -> BigInt,
+        enabled -> Bool,
+        skip_keyring_verification -> Bool,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::table! {
+    boot_source_selections (id) {
+        id -> BigInt,
+        boot_source_id -> BigInt,
+        os -> Text,
+        release -> Text,
+        arches -> Text,
+        subarches -> Text,
+        labels -> Text,
+    }
+}
+
+diesel::table! {
+    boot_resources (id) {
+        id -> BigInt,
+        rtype -> Text,
+        name -> Text,
+        architecture -> Text,
+        subarches -> Text,
+        title -> Text,
+        sets -> Text,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::joinable!(boot_source_selections -> boot_sources (boot_source_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     tokens,
@@ -115,5 +158,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     machine_blockdevices,
     events,
     objects,
-    settings
+    settings,
+    boot_sources,
+    boot_source_selections,
+    boot_resources
 );
