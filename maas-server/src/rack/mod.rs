@@ -171,7 +171,7 @@ pub async fn start(
             .await
             .map_err(Error::Io)?;
         tracing::info!(%addr, "rack: HTTP boot listening");
-        let app = maas_boot::http::router(images, boot.clone(), addr);
+        let app = maas_boot::http::BootHttp::new(images, boot.clone(), addr);
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = maas_boot::http::serve(listener, app, stop).await {
