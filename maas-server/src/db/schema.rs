@@ -108,7 +108,7 @@ diesel::table! {
 }
 
 // The named resources the API and allocation query, one table each (they
-// lived in `objects` as JSON documents until `2026-11-22-215954_api`).
+// lived in `objects` as JSON documents until `2026-11-22-221659_api`).
 
 diesel::table! {
     zones (id) {
