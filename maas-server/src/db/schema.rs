@@ -149,7 +149,7 @@ diesel::table! {
 }
 
 // The named resources the API and allocation query, one table each (they
-// lived in `objects` as JSON documents until `2026-11-22-215956_api`).
+// lived in `objects` as JSON documents until `2026-11-22-221659_api`).
 
 diesel::table! {
     zones (id) {

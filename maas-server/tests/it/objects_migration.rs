@@ -1,4 +1,4 @@
-//! The API migration (`2026-11-22-215956_api`) moves zones, pools, domains,
+//! The API migration (`2026-11-22-221659_api`) moves zones, pools, domains,
 //! tags, SSH keys, fabrics, VLANs, subnets and IP ranges from `objects`
 //! documents into their own tables, keeping ids and fields. Shared by the
 //! SQLite test here and the PostgreSQL one in
@@ -9,7 +9,7 @@ use maas_server::db::{self, DbConn, objects};
 use serde_json::{Map, Value, json};
 
 /// The migration's version.
-const API: &str = "2026-11-22-215956";
+const API: &str = "2026-11-22-221659";
 
 /// One document per kind, as the old store held them (ids chosen by hand,
 /// interleaved across kinds as the shared id sequence left them).
