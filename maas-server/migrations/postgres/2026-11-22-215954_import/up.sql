@@ -43,8 +43,8 @@ INSERT INTO boot_sources (id, name, url, keyring_filename, keyring_data, priorit
            COALESCE((data::jsonb->>'priority')::bigint, 0),
            COALESCE((data::jsonb->>'enabled')::boolean, TRUE),
            COALESCE((data::jsonb->>'skip_keyring_verification')::boolean, FALSE),
-           COALESCE((EXTRACT(EPOCH FROM NULLIF(data::jsonb->>'created', '')::timestamp) * 1000)::bigint, 0),
-           COALESCE((EXTRACT(EPOCH FROM NULLIF(data::jsonb->>'updated', '')::timestamp) * 1000)::bigint, 0)
+           COALESCE(floor(EXTRACT(EPOCH FROM NULLIF(data::jsonb->>'created', '')::timestamp))::bigint * 1000, 0),
+           COALESCE(floor(EXTRACT(EPOCH FROM NULLIF(data::jsonb->>'updated', '')::timestamp))::bigint * 1000, 0)
     FROM objects WHERE kind = 'boot_source'
     ORDER BY data::jsonb->>'url', id;
 INSERT INTO boot_source_selections (id, boot_source_id, os, release, arches, subarches, labels)
