@@ -48,10 +48,8 @@ INSERT INTO boot_sources (id, name, url, keyring_filename, keyring_data, priorit
            COALESCE(json_extract(data, '$.priority'), 0),
            COALESCE(json_extract(data, '$.enabled'), 1),
            COALESCE(json_extract(data, '$.skip_keyring_verification'), 0),
-           COALESCE(CAST(strftime('%s', substr(json_extract(data, '$.created'), 1, 19)) AS INTEGER) * 1000
-                    + CAST(substr(json_extract(data, '$.created'), 21, 3) AS INTEGER), 0),
-           COALESCE(CAST(strftime('%s', substr(json_extract(data, '$.updated'), 1, 19)) AS INTEGER) * 1000
-                    + CAST(substr(json_extract(data, '$.updated'), 21, 3) AS INTEGER), 0)
+           COALESCE(CAST(strftime('%s', substr(json_extract(data, '$.created'), 1, 19)) AS INTEGER) * 1000, 0),
+           COALESCE(CAST(strftime('%s', substr(json_extract(data, '$.updated'), 1, 19)) AS INTEGER) * 1000, 0)
     FROM objects WHERE kind = 'boot_source'
     -- The URL became unique: the first of duplicates wins.
     GROUP BY json_extract(data, '$.url');
