@@ -668,3 +668,87 @@ fn multipart_post(addr: &str, key: &str, path: &str, fields: &[(&str, &[u8])]) -
         serde_json::from_str(body).unwrap_or_else(|_| json!(body)),
     )
 }
+
+/// A mirror that accepts connections and never answers keeps the import
+/// running; `op=stop_import` cancels it, `is_importing` falls, an ERROR
+/// event says it was stopped and nothing is listed.
+#[test]
+fn stop_import_cancels_a_running_import() {
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Held open, never answered, until the test process exits.
+        let mut held = Vec::new();
+        for s in hang.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let rig = start_maasd(None);
+    let addr = rig.maasd.addr.clone();
+    let (st, v) = api(
+        &addr,
+        &rig.key,
+        "POST",
+        "/MAAS/api/2.0/boot-sources/",
+        &format!("url=http://127.0.0.1:{port}/&skip_keyring_verification=true"),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["skip_keyring_verification"], true);
+    let sid = v["id"].as_i64().unwrap();
+    let (st, v) = api(
+        &addr,
+        &rig.key,
+        "POST",
+        &format!("/MAAS/api/2.0/boot-sources/{sid}/selections/"),
+        "os=ubuntu&release=noble",
+    );
+    assert_eq!(st, 201, "{v}");
+    let is_importing = || {
+        api(
+            &addr,
+            &rig.key,
+            "GET",
+            "/MAAS/api/2.0/boot-resources/?op=is_importing",
+            "",
+        )
+        .1
+    };
+    assert_eq!(is_importing(), json!(false));
+    let (st, _) = api(
+        &addr,
+        &rig.key,
+        "POST",
+        "/MAAS/api/2.0/boot-resources/?op=import",
+        "",
+    );
+    assert_eq!(st, 200);
+    assert_eq!(is_importing(), json!(true));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(is_importing(), json!(true), "still waiting on the mirror");
+    let (st, v) = api(
+        &addr,
+        &rig.key,
+        "POST",
+        "/MAAS/api/2.0/boot-resources/?op=stop_import",
+        "",
+    );
+    assert_eq!(st, 200, "{v}");
+    wait_idle(&rig);
+    let (_, evs) = api(
+        &addr,
+        &rig.key,
+        "GET",
+        "/MAAS/api/2.0/events/?op=query&level=ERROR",
+        "",
+    );
+    assert!(
+        evs["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["description"] == "Importing boot resources failed: import stopped"),
+        "{evs}"
+    );
+    let (_, list) = api(&addr, &rig.key, "GET", "/MAAS/api/2.0/boot-resources/", "");
+    assert_eq!(list, json!([]));
+}
