@@ -70,16 +70,15 @@ pub fn read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(user_json(&u)))
 }
 
-/// `DELETE users/{username}/` (admin).
+/// `DELETE users/{username}/` (admin): 204 also when there is no such user,
+/// as MAAS's `UserHandler.delete`.
 pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let me = c.admin()?.username.clone();
     let name = c.path_param(0).to_owned();
     if name == me {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
-    if !db_users::delete(c.conn, &name)? {
-        return Err(ApiError::not_found("No User matches the given query."));
-    }
+    db_users::delete(c.conn, &name)?;
     Ok(Reply::NoContent)
 }
 
