@@ -508,6 +508,46 @@ fn run_matrix(m: &Maasd) {
         "{} cases, answers by code {by_code:?}, {diverged} with a documented divergence",
         cases.len()
     );
+    check_missing(m, &fx);
+}
+
+/// Writes on objects that do not exist: MAAS checks the permission first
+/// where the handler is admin-only as a whole (`@admin_method`, tags'
+/// `get_tag_or_404(to_edit=True)`, `AdminRestrictedResource`), and the
+/// generic model delete and the user delete answer 204 for nothing.
+fn check_missing(m: &Maasd, fx: &Fixtures) {
+    let admin = Client::new(&m.addr, Some(fx.admin.clone()));
+    let alice = Client::new(&m.addr, Some(fx.alice.clone()));
+    let table: [(&Client, &str, &str, u16); 15] = [
+        (&admin, "DELETE", "zones/nozone/", 204),
+        (&alice, "DELETE", "zones/nozone/", 403),
+        (&alice, "PUT", "zones/nozone/", 403),
+        (&admin, "DELETE", "users/nouser/", 204),
+        (&alice, "DELETE", "users/nouser/", 403),
+        (&admin, "DELETE", "users/admin/", 400),
+        (&admin, "DELETE", "tags/notag/", 404),
+        (&alice, "DELETE", "tags/notag/", 403),
+        (&alice, "PUT", "tags/notag/", 403),
+        (&admin, "DELETE", "resourcepool/999999/", 404),
+        (&admin, "DELETE", "subnets/999999/", 404),
+        (&admin, "DELETE", "boot-sources/999999/", 404),
+        (&alice, "DELETE", "boot-sources/999999/", 403),
+        (&admin, "DELETE", "account/prefs/sshkeys/999999/", 404),
+        (&alice, "GET", "account/prefs/sshkeys/999999/", 404),
+    ];
+    let mut failures = Vec::new();
+    for (client, method, path, want) in table {
+        let body = (method == "PUT").then_some("description=x");
+        let r = client.call(method, &format!("{API}/{path}"), body).unwrap();
+        if r.status != want {
+            failures.push(format!(
+                "{method} {path}: HTTP {} (MAAS: {want}) {}",
+                r.status,
+                r.text()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
