@@ -70,11 +70,19 @@ pub fn read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(user_json(&u)))
 }
 
-/// `DELETE users/{username}/` (admin): 204 also when there is no such user,
-/// as MAAS's `UserHandler.delete`.
+/// `DELETE users/{username}/` (admin): 204 also when there is no user of
+/// that (valid) name, as MAAS's `UserHandler.delete`; a name no user can
+/// have (Django's username characters: letters, digits, `@.+-_`) is a 404.
 pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let me = c.admin()?.username.clone();
     let name = c.path_param(0).to_owned();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || "@.+-_".contains(ch));
+    if !valid {
+        return Err(ApiError::not_found("No User matches the given query."));
+    }
     if name == me {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
