@@ -76,6 +76,12 @@ impl Maasd {
         bail!("maasd did not listen on {} within 30 s", m.addr)
     }
 
+    /// The server's process id (for a `kill -9` from another thread while
+    /// requests are in flight).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

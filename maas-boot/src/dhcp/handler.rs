@@ -272,6 +272,10 @@ impl std::fmt::Debug for Handler {
 /// Checks the parts of a raw packet `dhcproto` trusts blindly (and would
 /// panic or misread on): fixed header length, `hlen`, the magic cookie,
 /// option lengths, and classless-route prefixes (option 121).
+///
+/// Lengths are checked per run: `dhcproto` concatenates consecutive options
+/// with the same code (RFC 3396 long options) and decodes the joined value,
+/// so two 4-byte copies of a 4-byte option make one 8-byte option to it.
 pub fn precheck(buf: &[u8]) -> std::result::Result<(), String> {
     if buf.len() < 240 {
         return Err(format!(
@@ -286,15 +290,20 @@ pub fn precheck(buf: &[u8]) -> std::result::Result<(), String> {
         return Err("no DHCP magic cookie".into());
     }
     let mut i = 240;
+    // The run being read: (code, total length of its copies).
+    let mut run: Option<(u8, usize)> = None;
     while i < buf.len() {
         let code = buf[i];
-        match code {
-            0 => {
-                i += 1;
-                continue;
+        if code == 0 || code == 255 {
+            // PAD and END end a run.
+            if let Some((c, total)) = run.take() {
+                check_run_length(c, total)?;
             }
-            255 => return Ok(()),
-            _ => {}
+            if code == 255 {
+                return Ok(());
+            }
+            i += 1;
+            continue;
         }
         let Some(&len) = buf.get(i + 1) else {
             return Err(format!("option {code} has no length"));
@@ -302,18 +311,15 @@ pub fn precheck(buf: &[u8]) -> std::result::Result<(), String> {
         let body = buf
             .get(i + 2..i + 2 + usize::from(len))
             .ok_or_else(|| format!("option {code} length {len} runs past the packet"))?;
-        // dhcproto asserts these lengths (a panic in debug builds, a
-        // misread otherwise): RFC 4039 rapid commit, RFC 4578 client NDI,
-        // RFC 6926 bulk-leasequery times, RFC 4702 client FQDN.
-        let fixed = match code {
-            80 => Some(0),
-            94 => Some(3),
-            152..=155 => Some(4),
-            _ => None,
+        run = match run {
+            Some((c, total)) if c == code => Some((c, total + usize::from(len))),
+            other => {
+                if let Some((c, total)) = other {
+                    check_run_length(c, total)?;
+                }
+                Some((code, usize::from(len)))
+            }
         };
-        if fixed.is_some_and(|f| usize::from(len) != f) || (code == 81 && len < 3) {
-            return Err(format!("option {code} has length {len}"));
-        }
         if code == 121 {
             let mut r = body;
             while let Some((&prefix, rest)) = r.split_first() {
@@ -327,6 +333,26 @@ pub fn precheck(buf: &[u8]) -> std::result::Result<(), String> {
         i += 2 + usize::from(len);
     }
     Err("options not terminated by END".into())
+}
+
+/// The options `dhcproto` decodes with a length assertion or a length
+/// subtraction (a panic in debug builds, a misread otherwise): RFC 4039
+/// rapid commit, RFC 4578 client NDI, RFC 6926 bulk-leasequery status and
+/// times, RFC 4702 client FQDN.
+fn check_run_length(code: u8, total: usize) -> std::result::Result<(), String> {
+    let ok = match code {
+        80 => total == 0,
+        94 => total == 3,
+        152..=155 => total == 4,
+        81 => total >= 3,
+        151 => total >= 1,
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("option {code} has length {total}"))
+    }
 }
 
 /// Decodes a datagram, never panicking: [`precheck`] first, and a panic in

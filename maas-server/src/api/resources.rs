@@ -210,10 +210,18 @@ pub fn zone_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(zone_json(&o)))
 }
 
-/// `DELETE zones/{name}/`.
+/// `DELETE zones/{name}/`: 204 also when there is no zone of that (valid)
+/// name, as MAAS's `ModelOperationsHandler.delete`; a name no zone can
+/// have (bad UTF-8, stray characters) is a 404.
 pub fn zone_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
-    let o = zone_by_name(c)?;
+    let name = c.path_param(0).to_owned();
+    if check_name(&name, "name").is_err() {
+        return Err(ApiError::not_found("No Zone matches the given query."));
+    }
+    let Some(o) = objects::by_name(c.conn, kinds::ZONE, &name)? else {
+        return Ok(Reply::NoContent);
+    };
     if o.name == "default" {
         return Err(ApiError::bad_request(
             "This zone is the default zone, it cannot be deleted.",

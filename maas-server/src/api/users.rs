@@ -70,16 +70,23 @@ pub fn read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(user_json(&u)))
 }
 
-/// `DELETE users/{username}/` (admin).
+/// `DELETE users/{username}/` (admin): 204 also when there is no user of
+/// that (valid) name, as MAAS's `UserHandler.delete`; a name no user can
+/// have (Django's username characters: letters, digits, `@.+-_`) is a 404.
 pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let me = c.admin()?.username.clone();
     let name = c.path_param(0).to_owned();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || "@.+-_".contains(ch));
+    if !valid {
+        return Err(ApiError::not_found("No User matches the given query."));
+    }
     if name == me {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
-    if !db_users::delete(c.conn, &name)? {
-        return Err(ApiError::not_found("No User matches the given query."));
-    }
+    db_users::delete(c.conn, &name)?;
     Ok(Reply::NoContent)
 }
 
@@ -182,9 +189,24 @@ pub fn sshkeys_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
-/// `POST account/prefs/sshkeys/`.
+/// `POST account/prefs/sshkeys/`: the caller's key, or (admins only, as
+/// MAAS's `SSHKeysHandler.create`) the key of the user named by `user`.
 pub fn sshkeys_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let user = c.user()?.username.clone();
+    let caller = c.user()?;
+    let mut user = caller.username.clone();
+    if let Some(named) = c.params.get("user") {
+        if !caller.is_superuser {
+            return Err(ApiError::bad_request(
+                "Only administrators can specify a user when creating an SSH key.",
+            ));
+        }
+        if db_users::by_name(c.conn, &named)?.is_none() {
+            return Err(ApiError::bad_request(
+                "Supplied username does not match any current users.",
+            ));
+        }
+        user = named;
+    }
     let key = c.params.get("key").unwrap_or_default().trim().to_owned();
     if !valid_ssh_key(&key) {
         return Err(ApiError::field(
@@ -224,23 +246,27 @@ pub fn sshkeys_import(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     )))
 }
 
-fn own_key(c: &mut Call<'_>) -> Result<objects::Object, ApiError> {
-    let user = c.user()?.username.clone();
+fn key_by_id(c: &mut Call<'_>) -> Result<objects::Object, ApiError> {
+    c.user()?;
     let id = c.path_id(0)?;
     objects::get(c.conn, kinds::SSHKEY, id)?
-        .filter(|o| o.name == user)
         .ok_or_else(|| ApiError::not_found("No SSHKey matches the given query."))
 }
 
-/// `GET account/prefs/sshkeys/{id}/`.
+/// `GET account/prefs/sshkeys/{id}/`: any user may read any (public) key
+/// by id, as in MAAS's `SSHKeyHandler.read`.
 pub fn sshkey_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let o = own_key(c)?;
+    let o = key_by_id(c)?;
     Ok(Reply::Json(sshkey_json(&o)))
 }
 
-/// `DELETE account/prefs/sshkeys/{id}/`.
+/// `DELETE account/prefs/sshkeys/{id}/`: only the key's owner, not even an
+/// admin (MAAS's `SSHKeyHandler.delete`: 403).
 pub fn sshkey_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    let o = own_key(c)?;
+    let o = key_by_id(c)?;
+    if o.name != c.user()?.username {
+        return Err(ApiError::forbidden("Can't delete a key you don't own."));
+    }
     objects::delete(c.conn, kinds::SSHKEY, o.id)?;
     Ok(Reply::NoContent)
 }

@@ -747,3 +747,54 @@ fn fuzz_regression_fixed_length_options() {
         }
     }
 }
+
+/// cargo-fuzz found (dhcp_handler, session 3): `dhcproto` joins consecutive
+/// options with the same code (RFC 3396 long options) before its length
+/// assertions, so two well-formed copies of a 4-byte option made one 8-byte
+/// option and a panic. Lengths are now checked per run of copies.
+#[test]
+fn fuzz_regression_repeated_fixed_length_option() {
+    let crash = include_bytes!("fuzz-regressions/dhcproto-repeated-option.bin");
+    let (h, ..) = setup(vec![]);
+    assert!(matches!(
+        h.handle_bytes(&crash[1..], T0),
+        Action::Drop(DropReason::Malformed(_))
+    ));
+    let mut base = Vec::new();
+    discover(M1).encode(&mut Encoder::new(&mut base)).unwrap();
+    assert_eq!(base.pop(), Some(255), "ends in END");
+    // (options appended before END, accepted by precheck)
+    let cases: [(&[u8], bool); 9] = [
+        (&[152, 4, 0, 0, 0, 1], true),
+        (&[152, 4, 0, 0, 0, 1, 152, 4, 0, 0, 0, 2], false),
+        // PAD ends a run: two separate options, not one joined.
+        (&[152, 4, 0, 0, 0, 1, 0, 152, 4, 0, 0, 0, 2], true),
+        // A 4-byte value split in two halves is fine.
+        (&[152, 2, 0, 0, 152, 2, 0, 1], true),
+        (&[151, 0], false),
+        (&[151, 0, 151, 1, 0], true),
+        (&[81, 1, 0, 81, 2, 0, 0], true),
+        (&[94, 3, 1, 2, 0, 94, 3, 1, 2, 0], false),
+        (&[80, 0, 80, 0], true),
+    ];
+    for (opts, ok) in cases {
+        let mut pkt = base.clone();
+        pkt.extend_from_slice(opts);
+        pkt.push(255);
+        assert_eq!(precheck(&pkt).is_ok(), ok, "{opts:?}");
+        if ok {
+            // What precheck lets through, dhcproto decodes without a panic
+            // (its assertions are live in this debug build).
+            let raw = std::panic::catch_unwind(|| {
+                <Message as dhcproto::Decodable>::decode(&mut dhcproto::Decoder::new(&pkt))
+                    .map(drop)
+            });
+            assert!(raw.is_ok(), "dhcproto panicked on {opts:?}");
+        } else {
+            assert!(matches!(
+                h.handle_bytes(&pkt, T0),
+                Action::Drop(DropReason::Malformed(_))
+            ));
+        }
+    }
+}
