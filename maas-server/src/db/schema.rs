@@ -107,6 +107,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    boot_sources (id) {
+        id -> BigInt,
+        name -> Text,
+        url -> Text,
+        keyring_filename -> Text,
+        keyring_data -> Text,
+        priority -> BigInt,
+        enabled -> Bool,
+        skip_keyring_verification -> Bool,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::table! {
+    boot_source_selections (id) {
+        id -> BigInt,
+        boot_source_id -> BigInt,
+        os -> Text,
+        release -> Text,
+        arches -> Text,
+        subarches -> Text,
+        labels -> Text,
+    }
+}
+
+diesel::table! {
+    boot_resources (id) {
+        id -> BigInt,
+        rtype -> Text,
+        name -> Text,
+        architecture -> Text,
+        subarches -> Text,
+        title -> Text,
+        sets -> Text,
+        created -> BigInt,
+        updated -> BigInt,
+    }
+}
+
+diesel::joinable!(boot_source_selections -> boot_sources (boot_source_id));
+
 // The named resources the API and allocation query, one table each (they
 // lived in `objects` as JSON documents until `2026-11-22-221659_api`).
 
@@ -219,5 +262,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     machine_blockdevices,
     events,
     objects,
-    settings
+    settings,
+    boot_sources,
+    boot_source_selections,
+    boot_resources
 );

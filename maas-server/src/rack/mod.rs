@@ -135,10 +135,9 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
     cfg.validate()?;
+    // The one store the importer writes (its catalog is cached in memory).
     let store = match &cfg.images_dir {
-        Some(d) => Some(Arc::new(maas_images::Store::open(d.clone()).map_err(
-            |e| Error::Config(format!("image store {}: {e}", d.display())),
-        )?)),
+        Some(d) => Some(state.images.open_store(d)?),
         None => None,
     };
     let source = Arc::new(source::DbBootSource::new(

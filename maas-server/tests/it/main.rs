@@ -2,6 +2,7 @@
 //! without sockets (tower `oneshot`), on a fresh SQLite database each.
 
 mod api;
+mod boot_migration;
 mod listing;
 mod listing_migration;
 mod metadata;
