@@ -1,5 +1,5 @@
-//! Migrations on a real PostgreSQL 15: the listing and API migrations
-//! convert existing rows, and up → down → up gives the same schema.
+//! Migrations on a real PostgreSQL 15: the listing, import and API
+//! migrations convert existing rows, and up → down → up gives the same schema.
 
 #[path = "../../maas-server/tests/it/boot_migration.rs"]
 mod boot_migration;

@@ -62,7 +62,12 @@ fn documents() -> Vec<(i64, &'static str, &'static str, Value)> {
             json!({"subnet_id": 11, "type": "dynamic", "start_ip": "10.9.0.100",
                    "end_ip": "10.9.0.200", "comment": "", "user": "admin"}),
         ),
-        (13, "boot_source", "http://x/", json!({"url": "http://x/"})),
+        (
+            13,
+            "mac",
+            "52:54:00:00:00:01",
+            json!({"system_id": "abc123"}),
+        ),
     ]
 }
 
@@ -102,12 +107,12 @@ pub fn converts_existing_rows(conn: &mut DbConn) {
         assert_eq!(got.data, want, "{kind}");
         assert_eq!(
             objects::is_typed(kind),
-            kind != "boot_source",
+            kind != "mac",
             "{kind} stored where it should be"
         );
     }
     let left: Vec<String> = o::table.select(o::kind).load(conn).unwrap();
-    assert_eq!(left, ["boot_source"]);
+    assert_eq!(left, ["mac"]);
     // Ids continue after the migrated ones (PostgreSQL: the sequence moved).
     let z = objects::insert(conn, "zone", "z-new", &Map::new()).unwrap();
     assert!(z.id > 3, "{}", z.id);

@@ -10,8 +10,8 @@ ALTER TABLE machines ADD COLUMN listing TEXT;
 -- tags, SSH keys, fabrics, VLANs, subnets, IP ranges) move out of the
 -- `objects` document store into a table each, keeping their ids (other rows
 -- and machine models refer to them). A key a document did not have becomes
--- NULL, which reads back as "not set". Boot sources, selections and
--- resources, scripts and results stay in `objects`.
+-- NULL, which reads back as "not set". The MAC registry, scripts and
+-- results stay in `objects`.
 CREATE TABLE zones (
     id BIGSERIAL PRIMARY KEY,
     name TEXT NOT NULL,
