@@ -422,6 +422,26 @@ impl HardwareReport {
         Ok(true)
     }
 
+    /// Drops lshw's facts that a dedicated output already reported in the
+    /// same run (`reported(kind)`): outputs arrive one signal at a time, and
+    /// the precise ones must win whatever the upload order.
+    pub fn yield_to(&mut self, reported: &dyn Fn(OutputKind) -> bool) {
+        if let Some(l) = &mut self.lshw {
+            if reported(OutputKind::CpuInfo) {
+                l.cpu = None;
+            }
+            if reported(OutputKind::MemInfo) {
+                l.memory_mib = None;
+            }
+            if reported(OutputKind::Lsblk) {
+                l.disks.clear();
+            }
+            if reported(OutputKind::IpAddr) {
+                l.nics.clear();
+            }
+        }
+    }
+
     /// The report with lshw's facts filling what the dedicated outputs
     /// (cpuinfo, meminfo, lsblk, ip addr) did not report: those are more
     /// precise (lshw cannot size every disk nor see MTUs), lshw is what
@@ -741,6 +761,17 @@ mod tests {
         apply(&r, &mut m, None, &mut next_id).unwrap();
         assert_eq!((m.cpu_count, m.memory_mib), (2, 2000));
         assert!(r.add_output("00-maas-01-lshw", b"<node").is_err());
+
+        // lshw uploaded alone after cpuinfo and meminfo in the same run
+        // leaves their facts alone but still gives what they do not cover.
+        let mut late = HardwareReport::default();
+        late.add_output("00-maas-01-lshw", lshw).unwrap();
+        late.yield_to(&|k| matches!(k, OutputKind::CpuInfo | OutputKind::MemInfo));
+        let e = late.effective();
+        assert_eq!((e.cpu, e.memory_mib), (None, None));
+        assert_eq!(e.nics.map(|n| n.len()), Some(1));
+        apply(&late, &mut m, None, &mut next_id).unwrap();
+        assert_eq!((m.cpu_count, m.memory_mib), (2, 2000));
     }
 
     #[test]

@@ -337,7 +337,7 @@ fn signal(conn: &mut DbConn, req: &Req<'_>, sm: &mut StoredMachine) -> Result<Me
             NodeStatus::Commissioning | NodeStatus::Deployed
         ) && exit_status.is_none_or(|s| s == 0)
         {
-            apply_hardware(conn, sm, &files, req.now_ms)?;
+            apply_hardware(conn, sm, &files, result_type, req.now_ms)?;
         }
     }
     if matches!(
@@ -385,6 +385,7 @@ fn apply_hardware(
     conn: &mut DbConn,
     sm: &mut StoredMachine,
     files: &[(String, Vec<u8>)],
+    result_type: ResultType,
     now_ms: i64,
 ) -> Result<(), ApiError> {
     let mut report = HardwareReport::default();
@@ -407,6 +408,19 @@ fn apply_hardware(
     if report.is_empty() {
         return Ok(());
     }
+    // What this run's passed scripts already reported (this signal's are
+    // stored by now) outranks lshw.
+    let sid = sm.record.machine.system_id.as_str().to_owned();
+    let reported: Vec<commissioning::OutputKind> =
+        match results::current_set(conn, &sid, result_type)? {
+            Some(set) => results::results_of(conn, set.id)?
+                .iter()
+                .filter(|r| r.status == results::status::PASSED)
+                .filter_map(|r| commissioning::output_kind(&r.name))
+                .collect(),
+            None => Vec::new(),
+        };
+    report.yield_to(&|k| reported.contains(&k));
     let vlan = crate::api::machines::default_vlan(conn)?;
     let mut seq_err = None;
     let changes = {
