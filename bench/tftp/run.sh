@@ -7,6 +7,8 @@
 # Needs root. Installs its peers (apt) if missing; atftpd conflicts with
 # tftpd-hpa in Debian, so its .deb is unpacked under $WORK instead.
 # Env: REPS=3 SERVERS="maas-rs tftpd-hpa dnsmasq atftpd" CONCS="50 500"
+#      MAAS_RS_BIN=<boot_serve> (else built here); BASELINE_BIN=<older boot_serve>
+#      with "maas-rs-base" in SERVERS times that build too (an A/B)
 #      CLIENTS="curl-512 curl-1468 tftp-hpa atftp-1468 atftp-1468-w16"
 # Output: $OUT (default bench/tftp/results/) single.csv, concurrent.csv, summary.md
 source "$(dirname "$0")/../common.sh"
@@ -35,6 +37,7 @@ start() {  # $1 server -> PID
     # All benchmark clients share one address; lift the per-client cap (64)
     # to the peers' level so 500 concurrent downloads can run.
     maas-rs) srv_start "$d/log" "$MAAS_RS" --tftp $SRV_IP:69 --root "$ROOT" --max-per-client 1000 ;;
+    maas-rs-base) srv_start "$d/log" "$BASELINE_BIN" --tftp $SRV_IP:69 --root "$ROOT" --max-per-client 1000 ;;
     tftpd-hpa) srv_start "$d/log" in.tftpd -L -s -u nobody -a $SRV_IP:69 "$ROOT" ;;
     dnsmasq) srv_start "$d/log" dnsmasq --no-daemon --conf-file=/dev/null --port=0 \
         --interface=mrsb-s0 --bind-interfaces --enable-tftp --tftp-root="$ROOT" \
@@ -60,31 +63,36 @@ xfer() {  # $1 client variant, $2 file -> seconds or FAIL
 }
 
 CSV="$OUT/single.csv"; echo "server,client,file,rep,seconds,MBps,srv_cpu_s,load1" >"$CSV"
-for s in $SERVERS; do
-  pid=$(start $s); sleep 1
-  kill -0 $pid 2>/dev/null || { echo "$s did not start"; cat "$WORK/srv-$s/log"; continue; }
-  # Windowsize check: does the server's OACK carry it?
-  echo "== $s" >>"$OUT/windowsize.txt"
-  cli timeout 60 atftp --get -r 4M.bin -l /dev/null --option "blksize 1468" --option "windowsize 16" \
-    --trace $SRV_IP 2>&1 | grep -m1 OACK >>"$OUT/windowsize.txt"
-  for f in 64M.bin 4M.bin; do
-    size=$(stat -c %s "$ROOT/$f")
-    for c in $CLIENTS; do
-      for rep in $(seq $REPS); do
+: >"$OUT/windowsize.txt"
+# Repetitions outermost, servers inside: background load (the machine may be
+# shared) then hits every server alike within a repetition.
+for rep in $(seq $REPS); do
+  for s in $SERVERS; do
+    pid=$(start $s); sleep 1
+    kill -0 $pid 2>/dev/null || { echo "$s did not start"; cat "$WORK/srv-$s/log"; continue; }
+    if [ $rep = 1 ]; then
+      # Windowsize check: does the server's OACK carry it?
+      echo "== $s" >>"$OUT/windowsize.txt"
+      cli timeout 60 atftp --get -r 4M.bin -l /dev/null --option "blksize 1468" --option "windowsize 16" \
+        --trace $SRV_IP 2>&1 | grep -m1 OACK >>"$OUT/windowsize.txt"
+    fi
+    for f in 64M.bin 4M.bin; do
+      size=$(stat -c %s "$ROOT/$f")
+      for c in $CLIENTS; do
         c0=$(cpu_s $pid); l=$(loadavg); sec=$(xfer $c $f); c1=$(cpu_s $pid)
         mbps=$(awk -v s="$sec" -v b="$size" 'BEGIN{ if (s+0>0) printf "%.1f", b/1e6/s; else print "NA"}')
         echo "$s,$c,$f,$rep,$sec,$mbps,$(awk -v a=$c0 -v b=$c1 'BEGIN{printf "%.2f", b-a}'),$l" | tee -a "$CSV"
       done
     done
+    stop_pid $pid
   done
-  stop_pid $pid
 done
 
 CSV2="$OUT/concurrent.csv"; echo "server,n,rep,ok,wall_s,aggregate_MBps,srv_cpu_s,load1" >"$CSV2"
-for s in $SERVERS; do
-  pid=$(start $s); sleep 1
-  for n in $CONCS; do
-    for rep in $(seq $REPS); do
+for rep in $(seq $REPS); do
+  for s in $SERVERS; do
+    pid=$(start $s); sleep 1
+    for n in $CONCS; do
       c0=$(cpu_s $pid); l=$(loadavg); t0=$(date +%s.%N); pids=()
       for i in $(seq $n); do
         cli timeout 300 curl -sS -o /dev/null --tftp-blksize 1468 "tftp://$SRV_IP/4M.bin" 2>>"$WORK/conc.err" &
@@ -95,8 +103,8 @@ for s in $SERVERS; do
       awk -v s=$s -v n=$n -v r=$rep -v ok=$ok -v a=$t0 -v b=$t1 -v c0=$c0 -v c1=$c1 -v l=$l \
         'BEGIN{w=b-a; printf "%s,%d,%d,%d,%.3f,%.1f,%.2f,%s\n", s,n,r,ok,w,ok*4194304/1e6/w,c1-c0,l}' | tee -a "$CSV2"
     done
+    stop_pid $pid
   done
-  stop_pid $pid
 done
 
 python3 "$BENCH_DIR/tftp/summarize.py" "$OUT" | tee "$OUT/summary.md"

@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tftp_addr: Option<SocketAddr> = None;
     let mut http_addr: Option<SocketAddr> = None;
     let mut root = None;
+    let mut http_workers: Option<usize> = None;
     let mut config = TftpConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -35,6 +36,9 @@ async fn main() -> anyhow::Result<()> {
             "--max-blksize" => config.limits.max_blksize = val()?.parse()?,
             "--max-windowsize" => config.limits.max_windowsize = val()?.parse()?,
             "--max-per-client" => config.max_per_client = val()?.parse()?,
+            // 0 runs transfers on this program's (multi-threaded) runtime.
+            "--tftp-workers" => config.workers = val()?.parse()?,
+            "--http-workers" => http_workers = Some(val()?.parse()?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -52,9 +56,12 @@ async fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .context("bind HTTP")?;
-        let app = maas_boot::http::router(tree.clone(), tree.clone(), addr);
+        let app = maas_boot::http::BootHttp::new(tree.clone(), tree.clone(), addr);
         let c = cancel.clone();
-        tasks.spawn(maas_boot::http::serve(listener, app, c));
+        match http_workers {
+            Some(n) => tasks.spawn(maas_boot::http::serve_workers(listener, app, c, n)),
+            None => tasks.spawn(maas_boot::http::serve(listener, app, c)),
+        };
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -2,7 +2,9 @@
 //! tsize (RFC 2349) and windowsize (RFC 7440), read-only, serving a [`BootTree`].
 //!
 //! [`packet`] is the wire codec, [`options`] the negotiation, [`transfer`] the
-//! pure per-transfer state machine and [`server`] the tokio loop around them.
+//! pure per-transfer state machine and [`server`] the tokio loop around them;
+//! transfers run on worker threads with one single-threaded runtime each, and
+//! a window of DATA leaves as one UDP GSO send.
 //!
 //! [`BootTree`]: crate::tree::BootTree
 
@@ -10,6 +12,7 @@ pub mod options;
 pub mod packet;
 pub mod server;
 pub mod transfer;
+mod workers;
 
 pub use options::Limits;
 pub use packet::{ErrorCode, Packet};

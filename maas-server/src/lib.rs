@@ -13,7 +13,10 @@
 //! jobs written with the status change, a runner that drives the BMCs
 //! through `maas-power`, fails machines at their deadlines and survives a
 //! `kill -9`. The rack's DHCP, TFTP and HTTP boot services can run
-//! in-process, answered from the database ([`rack`]).
+//! in-process, answered from the database ([`rack`]). Boot images come
+//! from a signed simplestreams mirror through MAAS's boot-source path:
+//! `boot-resources/?op=import` runs maas-images in the background into the
+//! one image store the rack serves from ([`images`]).
 //!
 //! ```
 //! # async fn demo() -> maas_server::Result<()> {
@@ -44,6 +47,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 mod error;
+pub mod images;
 pub mod metadata;
 pub mod oauth;
 pub mod rack;
@@ -80,6 +84,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Largest accepted API request body in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// The boot-image store and its import (`boot-resources/?op=import`).
+    pub images: images::Images,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,6 +117,7 @@ impl AppState {
             nonces: oauth::NonceStore::default(),
             clock: Arc::new(SystemClock),
             max_body_bytes,
+            images: images::Images::default(),
         }))
     }
 }

@@ -167,7 +167,19 @@ async fn main() -> anyhow::Result<()> {
                 maas_server::workflow::spawn(state.clone(), cfg.workflow.clone(), shutdown.clone())
                     .context("starting the workflow runner")?;
             }
-            if let Some(rack) = cfg.rack.clone() {
+            // One image store under the data directory (or the rack's
+            // images_dir), shared by the importer and the rack.
+            let images_dir = cfg
+                .rack
+                .as_ref()
+                .and_then(|r| r.images_dir.clone())
+                .unwrap_or_else(|| cfg.data_dir.join("images"));
+            state
+                .images
+                .open_store(&images_dir)
+                .context("opening the image store")?;
+            if let Some(mut rack) = cfg.rack.clone() {
+                rack.images_dir = Some(images_dir);
                 maas_server::rack::start(
                     state.clone(),
                     rack,
@@ -177,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("starting the rack services")?;
             }
+            maas_server::images::auto_import(&state).context("starting the image import")?;
             maas_server::bind_and_serve(cfg.listen, state, shutdown)
                 .await
                 .with_context(|| format!("serving on {}", cfg.listen))?;

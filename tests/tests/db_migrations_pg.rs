@@ -1,8 +1,12 @@
-//! Migrations on a real PostgreSQL 15: the listing migration converts
-//! existing rows, and up → down → up gives the same schema.
+//! Migrations on a real PostgreSQL 15: the listing and API migrations
+//! convert existing rows, and up → down → up gives the same schema.
 
+#[path = "../../maas-server/tests/it/boot_migration.rs"]
+mod boot_migration;
 #[path = "../../maas-server/tests/it/listing_migration.rs"]
 mod listing_migration;
+#[path = "../../maas-server/tests/it/objects_migration.rs"]
+mod objects_migration;
 
 use diesel::prelude::*;
 use maas_e2e::Postgres;
@@ -32,6 +36,8 @@ fn postgres_migrations_convert_rows_and_revert_cleanly() {
     let pg = Postgres::start().unwrap();
     let mut conn = <DbConn as diesel::Connection>::establish(&pg.url()).unwrap();
     listing_migration::converts_existing_rows(&mut conn);
+    boot_migration::moves_boot_sources(&mut conn);
+    objects_migration::converts_existing_rows(&mut conn);
     let first = schema(&mut conn);
     assert!(
         first.iter().any(|c| c.starts_with("machine_tags.name ")),

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::options::{Limits, Negotiated, negotiate};
 use super::packet::{ErrorCode, MAX_PACKET, Packet, Request};
 use super::transfer::{Action, Transfer};
+use super::workers::Workers;
 use crate::tree::{BootFile, BootPath, BootTree, Client};
 use crate::{Error, Result};
 
@@ -33,6 +34,9 @@ pub struct TftpConfig {
     pub max_per_client: usize,
     /// Largest file sent in netascii mode (it is converted in memory).
     pub max_netascii: u64,
+    /// Threads that run transfers, each with its own single-threaded runtime
+    /// (see `workers.rs` for why); 0 runs them as tasks on the caller's runtime.
+    pub workers: usize,
 }
 
 impl Default for TftpConfig {
@@ -43,6 +47,10 @@ impl Default for TftpConfig {
             max_transfers: 2048,
             max_per_client: 64,
             max_netascii: 16 << 20,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(8),
         }
     }
 }
@@ -178,6 +186,8 @@ pub async fn serve(
             .map_err(|e| Error::io("enabling packet info on the TFTP socket", e))?;
     }
     let slots = Arc::new(Semaphore::new(config.max_transfers));
+    let workers = Workers::start(config.workers, "tftp-transfer")
+        .map_err(|e| Error::io("starting TFTP transfer threads", e))?;
     let per_client = Arc::new(PerClient::default());
     let config = Arc::new(config);
     let mut buf = vec![0u8; MAX_PACKET + 1];
@@ -221,7 +231,7 @@ pub async fn serve(
                 let tree = tree.clone();
                 let config = config.clone();
                 let cancel = cancel.child_token();
-                tokio::spawn(async move {
+                workers.spawn(async move {
                     let _permit = permit;
                     let _client_slot = client_slot;
                     // The transfer answers from the address the request came
@@ -427,20 +437,28 @@ async fn run(
         tokio::time::Instant::now().into_std(),
     );
     let oack_pkt = Packet::Oack { options: oack }.encode();
-    // One window of file bytes, read with one positioned read and sent with
-    // one sendmmsg: DATA headers and payloads are gathered, not copied.
+    // One window of DATA packets, laid out back to back (header and payload
+    // contiguous), filled with one positioned read and sent with one system
+    // call: a UDP GSO send where the kernel supports it, else sendmmsg.
     let mut window = Window::new(blksize, windowsize);
-    let mut inbuf = vec![0u8; MAX_PACKET + 1];
+    // ACKs are 4 bytes; anything that does not fit is not an ACK anyway.
+    let mut inbuf = [0u8; 1024];
+    // Made once: a fresh `cancelled()` or `sleep` per packet would register
+    // and unregister a waiter / timer for every ACK.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
+    // The timer only ever fires late, never early: when it fires the transfer
+    // checks its own deadline (moved on by every ACK) and re-arms if that is
+    // still ahead, so ACKs never touch the timer.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(transfer.deadline()));
+    tokio::pin!(timer);
     let mut action = transfer.start(tokio::time::Instant::now().into_std());
     loop {
         match action {
             Action::SendOack => send(&sock, &oack_pkt).await?,
             Action::SendBlocks { first, last } => {
-                let (offset, _) = transfer.block_range(first, size);
-                let (last_offset, last_len) = transfer.block_range(last, size);
-                let total = usize::try_from(last_offset - offset).unwrap_or(usize::MAX) + last_len;
-                let data = window.fill(&file, offset, total)?;
-                window.send(&sock, first, last, data).await?;
+                window.fill(&file, &transfer, first, last, size)?;
+                window.send(&sock).await?;
             }
             Action::Wait => {}
             Action::Done => return Ok(()),
@@ -451,12 +469,8 @@ async fn run(
                 )));
             }
         }
-        let deadline = tokio::time::Instant::from_std(transfer.deadline());
         action = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            _ = tokio::time::sleep_until(deadline) => {
-                transfer.on_timeout(tokio::time::Instant::now().into_std())
-            }
+            biased;
             r = sock.recv(&mut inbuf) => {
                 let now = tokio::time::Instant::now().into_std();
                 match r {
@@ -480,79 +494,231 @@ async fn run(
                     Err(e) => return Err(Error::io("receiving an ACK", e)),
                 }
             }
+            () = &mut timer => {
+                let a = transfer.on_timeout(tokio::time::Instant::now().into_std());
+                timer.as_mut().reset(tokio::time::Instant::from_std(transfer.deadline()));
+                a
+            }
+            () = &mut cancelled => return Ok(()),
         };
     }
 }
 
-/// A window's worth of DATA: the file bytes and the 4-byte headers, sent
-/// with `sendmmsg` (one system call per window instead of one per block).
+/// A window's worth of DATA packets, back to back: block `i` of the window
+/// is `bytes[i * stride..]`, a 4-byte header then up to `blksize` bytes.
 struct Window {
     blksize: usize,
+    stride: usize,
     bytes: Vec<u8>,
-    headers: Vec<[u8; 4]>,
+    /// Packets and bytes of the window filled last.
+    count: usize,
+    len: usize,
+    /// UDP GSO is on for the socket (segments of `stride` bytes).
+    gso: bool,
 }
+
+/// Most segments one GSO send may carry (the kernel's UDP_MAX_SEGMENTS), and
+/// most bytes (one UDP datagram's payload).
+const GSO_MAX_SEGMENTS: usize = 64;
+const GSO_MAX_BYTES: usize = 65_507;
 
 impl Window {
     fn new(blksize: u16, windowsize: u16) -> Self {
         let blocks = usize::from(windowsize.max(1));
+        let blksize = usize::from(blksize.max(1));
+        let stride = blksize + 4;
+        // Only windows benefit; a lockstep transfer sends one packet a time.
+        // The segment size goes with each data send (a control message), not
+        // on the socket, so the OACK and ERRORs are never cut into segments.
+        let gso = blocks > 1 && stride <= GSO_MAX_BYTES && u16::try_from(stride).is_ok();
         Self {
-            blksize: usize::from(blksize.max(1)),
-            bytes: vec![0; usize::from(blksize) * blocks],
-            headers: vec![[0; 4]; blocks],
+            blksize,
+            stride,
+            bytes: vec![0; stride * blocks],
+            count: 0,
+            len: 0,
+            gso,
         }
     }
 
-    /// Reads `len` bytes at `offset` (at most one window); returns what was read.
-    fn fill(&mut self, file: &BootFile, offset: u64, len: usize) -> Result<usize> {
-        let len = len.min(self.bytes.len());
-        file.read_at(offset, &mut self.bytes[..len])
-    }
-
-    /// Sends blocks `first..=last` from the first `data` bytes of the window.
-    async fn send(&mut self, sock: &UdpSocket, first: u64, last: u64, data: usize) -> Result<()> {
-        use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
-        use std::io::IoSlice;
-        let count = usize::try_from(last - first + 1)
-            .unwrap_or(0)
-            .min(self.headers.len());
-        for (i, h) in self.headers[..count].iter_mut().enumerate() {
+    /// Fills blocks `first..=last` (at most one window) from `file`.
+    fn fill(
+        &mut self,
+        file: &BootFile,
+        transfer: &Transfer,
+        first: u64,
+        last: u64,
+        size: u64,
+    ) -> Result<()> {
+        let count = usize::try_from(last.saturating_sub(first) + 1)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len() / self.stride);
+        let (offset, _) = transfer.block_range(first, size);
+        let mut lens = 0;
+        let mut last_len = 0;
+        for i in 0..count {
+            let (_, len) = transfer.block_range(first + i as u64, size);
             let block = (first + i as u64) as u16; // wraps after 65535, as the wire does
+            let h = &mut self.bytes[i * self.stride..i * self.stride + 4];
             h[0..2].copy_from_slice(&3u16.to_be_bytes());
             h[2..4].copy_from_slice(&block.to_be_bytes());
+            lens += len;
+            last_len = len;
+        }
+        let got = self.read(file, offset, count, lens)?;
+        if got < lens {
+            return Err(Error::Invalid("file shrank while being sent".into()));
+        }
+        self.count = count;
+        self.len = if count == 0 {
+            0
+        } else {
+            (count - 1) * self.stride + 4 + last_len
+        };
+        Ok(())
+    }
+
+    /// Reads `total` file bytes at `offset` into the payloads of the first
+    /// `count` packets; returns how many were read.
+    fn read(&mut self, file: &BootFile, offset: u64, count: usize, total: usize) -> Result<usize> {
+        let (stride, blksize) = (self.stride, self.blksize);
+        match file {
+            BootFile::File { file, .. } => {
+                use std::io::IoSliceMut;
+                let mut done = 0;
+                // One preadv for the whole window; loops only on a short read.
+                while done < total {
+                    let first = done / blksize;
+                    let skip = done % blksize;
+                    let mut iovs: Vec<IoSliceMut<'_>> = self
+                        .bytes
+                        .chunks_mut(stride)
+                        .take(count)
+                        .enumerate()
+                        .skip(first)
+                        .map(|(i, pkt)| {
+                            let want = (total - i * blksize).min(blksize);
+                            let from = if i == first { 4 + skip } else { 4 };
+                            IoSliceMut::new(&mut pkt[from..4 + want])
+                        })
+                        .collect();
+                    match nix::sys::uio::preadv(file, &mut iovs, (offset + done as u64) as i64) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(nix::errno::Errno::EINTR) => {}
+                        Err(e) => return Err(Error::io("reading a boot file", e.into())),
+                    }
+                }
+                Ok(done)
+            }
+            BootFile::Bytes(_) => {
+                let mut done = 0;
+                for i in 0..count {
+                    let want = (total - done).min(blksize);
+                    let pkt = &mut self.bytes[i * stride + 4..i * stride + 4 + want];
+                    let n = file.read_at(offset + done as u64, pkt)?;
+                    done += n;
+                    if n < want {
+                        break;
+                    }
+                }
+                Ok(done)
+            }
+        }
+    }
+
+    /// Sends the packets of the last [`Window::fill`].
+    async fn send(&mut self, sock: &UdpSocket) -> Result<()> {
+        let io = |e| Error::io("sending TFTP data", e);
+        if self.count == 1 {
+            sock.send(&self.bytes[..self.len]).await.map_err(io)?;
+            return Ok(());
+        }
+        let mut sent = 0;
+        if self.gso {
+            // Whole packets per send, within the kernel's limits.
+            let per_send = (GSO_MAX_BYTES / self.stride).clamp(1, GSO_MAX_SEGMENTS);
+            while sent < self.count {
+                let start = sent * self.stride;
+                let end = (start + per_send * self.stride).min(self.len);
+                match send_gso(sock, &self.bytes[start..end], self.stride as u16).await {
+                    Ok(()) => sent += per_send,
+                    // A kernel without UDP GSO, or segments larger than the
+                    // path MTU allows (a big blksize on a small-MTU link):
+                    // plain datagrams from here on, which the kernel may
+                    // fragment.
+                    Err(e)
+                        if matches!(
+                            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                            nix::errno::Errno::EINVAL
+                                | nix::errno::Errno::EIO
+                                | nix::errno::Errno::ENOPROTOOPT
+                                | nix::errno::Errno::EOPNOTSUPP
+                        ) =>
+                    {
+                        self.gso = false;
+                        break;
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            if sent >= self.count {
+                return Ok(());
+            }
         }
         let fd = sock.as_raw_fd();
-        let mut sent = 0;
-        while sent < count {
+        while sent < self.count {
             let r = sock.try_io(tokio::io::Interest::WRITABLE, || {
-                let iovs: Vec<[IoSlice<'_>; 2]> = (sent..count)
-                    .map(|i| {
-                        let start = (i * self.blksize).min(data);
-                        let end = (start + self.blksize).min(data);
-                        [
-                            IoSlice::new(&self.headers[i]),
-                            IoSlice::new(&self.bytes[start..end]),
-                        ]
-                    })
-                    .collect();
-                let addrs: Vec<Option<SockaddrStorage>> = vec![None; iovs.len()];
-                let no_cmsgs: [ControlMessage<'_>; 0] = [];
-                // Holds raw pointers (not Send): built per call, never held
-                // across an await.
-                let mut mm = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
-                let res = sendmmsg(fd, &mut mm, &iovs, addrs, no_cmsgs, MsgFlags::empty())?;
-                Ok(res.count())
+                send_mmsg(fd, &self.bytes[..self.len], self.stride, sent)
             });
             match r {
                 Ok(n) => sent += n.max(1),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock
-                    .writable()
-                    .await
-                    .map_err(|e| Error::io("waiting to send TFTP data", e))?,
-                Err(e) => return Err(Error::io("sending TFTP data", e)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    sock.writable().await.map_err(io)?
+                }
+                Err(e) => return Err(io(e)),
             }
         }
         Ok(())
     }
+}
+
+/// One send of `data`, which the kernel cuts into datagrams of `segment`
+/// bytes (UDP GSO: one trip down the stack for the whole window).
+async fn send_gso(sock: &UdpSocket, data: &[u8], segment: u16) -> std::io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+    use std::io::IoSlice;
+    loop {
+        let r = sock.try_io(tokio::io::Interest::WRITABLE, || {
+            let iov = [IoSlice::new(data)];
+            let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
+            sendmsg::<SockaddrStorage>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+                .map_err(std::io::Error::from)
+        });
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `sendmmsg` of the packets of `window` (each `stride` bytes but the last)
+/// from packet `from` on; returns how many went.
+fn send_mmsg(fd: RawFd, window: &[u8], stride: usize, from: usize) -> std::io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+    use std::io::IoSlice;
+    let iovs: Vec<[IoSlice<'_>; 1]> = window
+        .chunks(stride)
+        .skip(from)
+        .map(|p| [IoSlice::new(p)])
+        .collect();
+    let addrs: Vec<Option<SockaddrStorage>> = vec![None; iovs.len()];
+    let no_cmsgs: [ControlMessage<'_>; 0] = [];
+    // Holds raw pointers (not Send): built per call, never held across an await.
+    let mut mm = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+    let res = sendmmsg(fd, &mut mm, &iovs, addrs, no_cmsgs, MsgFlags::empty())?;
+    Ok(res.count())
 }
 
 async fn send(sock: &UdpSocket, pkt: &[u8]) -> Result<()> {

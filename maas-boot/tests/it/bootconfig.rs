@@ -125,7 +125,7 @@ async fn http_configs_name_the_address_the_client_used() {
     let files = Files::new(&[]);
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let local = listener.local_addr().unwrap();
-    let app = maas_boot::http::router(files.tree(), tree(&files), local);
+    let app = maas_boot::http::BootHttp::new(files.tree(), tree(&files), local);
     let cancel = tokio_util::sync::CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
     tokio::spawn(maas_boot::http::serve(listener, app, cancel.clone()));

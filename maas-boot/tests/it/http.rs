@@ -11,19 +11,39 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::{Files, data, peer, run};
 
+/// How the server under test answers: `serve`'s direct boot loop, or the
+/// same answers through the axum router (what other servers embed).
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    Direct,
+    Router,
+}
+
 pub struct HttpServer {
     pub addr: SocketAddr,
     cancel: CancellationToken,
 }
 
 impl HttpServer {
+    /// The boot service answered directly by `serve`'s own loop.
     pub async fn start(images: Arc<dyn BootTree>, boot: Arc<dyn BootTree>) -> Self {
+        Self::start_via(Via::Direct, images, boot).await
+    }
+
+    pub async fn start_via(via: Via, images: Arc<dyn BootTree>, boot: Arc<dyn BootTree>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = maas_boot::http::router(images, boot, addr);
+        let boot_http = maas_boot::http::BootHttp::new(images, boot, addr);
         let cancel = CancellationToken::new();
         let c = cancel.clone();
-        tokio::spawn(maas_boot::http::serve(listener, app, c));
+        match via {
+            Via::Direct => {
+                tokio::spawn(maas_boot::http::serve(listener, boot_http, c));
+            }
+            Via::Router => {
+                tokio::spawn(maas_boot::http::serve(listener, boot_http.router(), c));
+            }
+        }
         Self { addr, cancel }
     }
 }
@@ -36,10 +56,19 @@ impl Drop for HttpServer {
 
 #[tokio::test]
 async fn serves_images_with_head_range_and_validators() {
+    serves_images_via(Via::Direct).await;
+}
+
+#[tokio::test]
+async fn router_serves_images_with_head_range_and_validators() {
+    serves_images_via(Via::Router).await;
+}
+
+async fn serves_images_via(via: Via) {
     let kernel = data(5 * 1024 * 1024 + 11, 7);
     let images = Files::new(&[("ubuntu/amd64/boot-kernel", &kernel)]);
     let boot = Files::new(&[("bootx64.efi", b"EFI loader")]);
-    let srv = HttpServer::start(images.tree(), boot.tree()).await;
+    let srv = HttpServer::start_via(via, images.tree(), boot.tree()).await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/images/ubuntu/amd64/boot-kernel", srv.addr);
 
@@ -212,9 +241,18 @@ async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
 
 #[tokio::test]
 async fn connection_loop_keeps_alive_pipelines_and_title_cases() {
+    keeps_alive_via(Via::Direct).await;
+}
+
+#[tokio::test]
+async fn router_connection_loop_keeps_alive_pipelines_and_title_cases() {
+    keeps_alive_via(Via::Router).await;
+}
+
+async fn keeps_alive_via(via: Via) {
     let images = Files::new(&[("a", b"first file"), ("b", b"second")]);
     let boot = Files::new(&[]);
-    let srv = HttpServer::start(images.tree(), boot.tree()).await;
+    let srv = HttpServer::start_via(via, images.tree(), boot.tree()).await;
 
     // Two pipelined requests in one write, the second asking to close: both
     // answered in order on the one connection, then it closes.

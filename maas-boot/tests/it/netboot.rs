@@ -483,7 +483,7 @@ async fn boot(firmware: Firmware, mac: &str, setup: DhcpSetup, purpose: Purpose)
                     cancel.clone(),
                 ));
                 let local: SocketAddr = format!("{RACK}:5248").parse().expect("addr");
-                let app = maas_boot::http::router(files, boot_tree, local);
+                let app = maas_boot::http::BootHttp::new(files, boot_tree, local);
                 let _ = maas_boot::http::serve(tcp, app, cancel).await;
             })
         })

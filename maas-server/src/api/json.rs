@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::db::DbConn;
-use crate::db::machines::StoredMachine;
+use crate::db::machines::{ListingRow, MachineExtra, MachineRecord, StoredMachine};
 use crate::db::objects;
 
 /// Zones, pools and domains by name, loaded once per request so a list of
@@ -557,6 +557,8 @@ impl Serialize for EmptyObject {
 enum NamedOut<'a> {
     Found(&'a Value),
     Missing(&'a str),
+    /// A hole in a stored listing template, filled per request.
+    Slot,
 }
 
 impl Serialize for NamedOut<'_> {
@@ -572,6 +574,7 @@ impl Serialize for NamedOut<'_> {
                 m.serialize_entry("resource_uri", "")?;
                 m.end()
             }
+            NamedOut::Slot => s.serialize_str(SLOT_MARK),
         }
     }
 }
@@ -589,7 +592,22 @@ impl<'a> MachineOut<'a> {
     /// The view of a stored machine, with zone/pool/domain from `l`.
     pub fn new(sm: &'a StoredMachine, l: &'a Lookups) -> Self {
         let m = &sm.record.machine;
-        let x = &sm.record.extra;
+        Self::with_named(
+            &sm.record,
+            Lookups::named(&l.domains, &m.domain),
+            Lookups::named(&l.zones, &m.zone),
+            Lookups::named(&l.pools, &m.pool),
+        )
+    }
+
+    fn with_named(
+        rec: &'a MachineRecord,
+        domain: NamedOut<'a>,
+        zone: NamedOut<'a>,
+        pool: NamedOut<'a>,
+    ) -> Self {
+        let m = &rec.machine;
+        let x = &rec.extra;
         let disks = |kind: Option<BlockDeviceKind>| -> Vec<BlockDeviceOut<'a>> {
             m.block_devices
                 .iter()
@@ -602,7 +620,7 @@ impl<'a> MachineOut<'a> {
             hostname: &m.hostname,
             description: &x.description,
             hardware_uuid: none_if_empty(&x.hardware_uuid),
-            domain: Lookups::named(&l.domains, &m.domain),
+            domain,
             fqdn: m.fqdn(),
             owner: m.owner.as_deref(),
             owner_data: &x.owner_data,
@@ -639,8 +657,8 @@ impl<'a> MachineOut<'a> {
                 .iter()
                 .map(|i| InterfaceOut::new(m, i))
                 .collect(),
-            zone: Lookups::named(&l.zones, &m.zone),
-            pool: Lookups::named(&l.pools, &m.pool),
+            zone,
+            pool,
             disable_ipv4: false,
             constraints_by_type: None,
             boot_disk: m.boot_disk().map(|d| BlockDeviceOut::new(m, d)),
@@ -714,6 +732,207 @@ pub fn write_machine_list<'a>(
             out.push(b',');
         }
         serde_json::to_writer(&mut *out, &MachineOut::new(sm, l))?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+// ------------------------------------------------------------ listing cache
+//
+// A machine's list JSON is a function of its own record and of three shared
+// objects (its domain, zone and pool, which an admin edits without touching
+// the machine). So every machine write stores the machine's JSON with those
+// three values cut out (`machines.listing`), and `GET machines/` pastes the
+// current objects between the stored pieces: no model decode and no render
+// per machine, which is what the 10,000-machine list spent its time on.
+
+/// What a slot is first rendered as. A user string equal to it renders the
+/// same, so a template is kept only when exactly three appear.
+const SLOT_MARK: &str = "\u{1}maas-rs-slot\u{1}";
+
+/// What each slot becomes in a stored template: serde_json escapes every
+/// control character inside strings, so a raw SOH never occurs in its
+/// output and splits a template unambiguously.
+const SLOT: char = '\u{1}';
+
+/// Bump when `MachineOut` changes in a way the fingerprint sample below does
+/// not exercise; either way stored templates of the old shape stop being
+/// used (they are re-rendered from the model).
+const LISTING_FORMAT: u64 = 1;
+
+/// FNV-1a: stable across builds and toolchains, unlike `DefaultHasher`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn render_template(rec: &MachineRecord) -> Option<String> {
+    let view = MachineOut::with_named(rec, NamedOut::Slot, NamedOut::Slot, NamedOut::Slot);
+    let text = serde_json::to_string(&view).ok()?;
+    let mark = serde_json::to_string(SLOT_MARK).ok()?;
+    (text.matches(mark.as_str()).count() == 3).then(|| text.replace(mark.as_str(), "\u{1}"))
+}
+
+/// A machine that exercises every nested shape of the view, so that a
+/// change to the renderer changes [`renderer_tag`].
+fn fingerprint_sample() -> MachineRecord {
+    use maas_core::hardware::{Link, SubnetRef};
+    let iface = Interface {
+        id: 1,
+        name: "eth0".into(),
+        vlan: Some(VlanRef {
+            id: 1,
+            fabric: "fabric-0".into(),
+            ..VlanRef::default()
+        }),
+        links: vec![Link {
+            id: 1,
+            mode: LinkMode::Static,
+            subnet: Some(SubnetRef {
+                id: 1,
+                name: "10.0.0.0/24".into(),
+                cidr: "10.0.0.0/24".into(),
+                ..SubnetRef::default()
+            }),
+            ip: "10.0.0.1".parse().ok(),
+        }],
+        tags: vec!["t".into()],
+        ..Interface::default()
+    };
+    let disk = BlockDevice {
+        id: 1,
+        name: "sda".into(),
+        size: 1 << 30,
+        tags: vec!["ssd".into()],
+        ..BlockDevice::default()
+    };
+    let mut owner_data = serde_json::Map::new();
+    owner_data.insert("k".into(), json!("v"));
+    MachineRecord {
+        machine: Machine {
+            hostname: "fingerprint".into(),
+            owner: Some("o".into()),
+            architecture: "amd64/generic".into(),
+            cpu_count: 2,
+            memory_mib: 1024,
+            tags: vec!["tag".into()],
+            hwe_kernel: Some("ga-24.04".into()),
+            interfaces: vec![iface],
+            block_devices: vec![disk],
+            ..Machine::default()
+        },
+        extra: MachineExtra {
+            description: "d".into(),
+            owner_data,
+            hardware_uuid: "u".into(),
+            min_hwe_kernel: "k".into(),
+            swap_size: Some(1),
+            cpu_model: "c".into(),
+            status_message: "s".into(),
+            ..MachineExtra::default()
+        },
+    }
+}
+
+/// Identifies the renderer that wrote a template (a hash of the sample
+/// machine's template); templates written by another build's renderer are
+/// not used.
+fn renderer_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let t = render_template(&fingerprint_sample()).unwrap_or_default();
+        format!("{:016x}", fnv1a(t.as_bytes()) ^ LISTING_FORMAT)
+    })
+}
+
+/// What `machines.listing` stores for a record: the renderer tag, then the
+/// machine JSON in four pieces around its domain, zone and pool, joined by
+/// SOH. `None` when the record cannot be templated (it is then rendered
+/// from the model whenever it is listed).
+pub fn listing_template(rec: &MachineRecord) -> Option<String> {
+    render_template(rec).map(|t| format!("{}{SLOT}{t}", renderer_tag()))
+}
+
+/// The four pieces of a stored listing written by this build's renderer.
+fn template_pieces(stored: &str) -> Option<[&str; 4]> {
+    let mut it = stored.split(SLOT);
+    if it.next()? != renderer_tag() {
+        return None;
+    }
+    let pieces = [it.next()?, it.next()?, it.next()?, it.next()?];
+    it.next().is_none().then_some(pieces)
+}
+
+/// Whether a listed row can be written from its stored template.
+pub fn listing_usable(row: &ListingRow) -> bool {
+    row.listing.as_deref().and_then(template_pieces).is_some()
+}
+
+/// The serialised domain, zone and pool objects by name, computed once per
+/// list instead of once per machine.
+struct SlotFill<'a> {
+    l: &'a Lookups,
+    done: [HashMap<String, Vec<u8>>; 3],
+}
+
+impl SlotFill<'_> {
+    fn bytes(&mut self, which: usize, name: &str) -> serde_json::Result<&[u8]> {
+        if !self.done[which].contains_key(name) {
+            let map = match which {
+                0 => &self.l.domains,
+                1 => &self.l.zones,
+                _ => &self.l.pools,
+            };
+            let b = serde_json::to_vec(&Lookups::named(map, name))?;
+            self.done[which].insert(name.to_owned(), b);
+        }
+        Ok(self.done[which].get(name).map_or(&[][..], Vec::as_slice))
+    }
+}
+
+/// Writes the JSON array of listed rows into `out`: rows with a usable
+/// template are pasted together with the current domain, zone and pool;
+/// the others are rendered from their model in `models` (by row id). A row
+/// in neither is skipped (it was deleted between the two reads).
+pub fn write_listing(
+    out: &mut Vec<u8>,
+    rows: &[ListingRow],
+    models: &HashMap<i64, StoredMachine>,
+    l: &Lookups,
+) -> serde_json::Result<()> {
+    let mut fill = SlotFill {
+        l,
+        done: Default::default(),
+    };
+    out.push(b'[');
+    let mut first = true;
+    for row in rows {
+        let pieces = row.listing.as_deref().and_then(template_pieces);
+        if pieces.is_none() && !models.contains_key(&row.id) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        match (pieces, models.get(&row.id)) {
+            (Some([a, b, c, d]), _) => {
+                out.extend_from_slice(a.as_bytes());
+                out.extend_from_slice(fill.bytes(0, &row.domain)?);
+                out.extend_from_slice(b.as_bytes());
+                out.extend_from_slice(fill.bytes(1, &row.zone)?);
+                out.extend_from_slice(c.as_bytes());
+                out.extend_from_slice(fill.bytes(2, &row.pool)?);
+                out.extend_from_slice(d.as_bytes());
+            }
+            (None, Some(sm)) => serde_json::to_writer(&mut *out, &MachineOut::new(sm, l))?,
+            // invariant: rows in neither were skipped above.
+            (None, None) => {}
+        }
     }
     out.push(b']');
     Ok(())
@@ -876,23 +1095,16 @@ mod oracle {
         let m = &sm.record.machine;
         let x = &sm.record.extra;
         let interfaces: Vec<Value> = m.interfaces.iter().map(|i| interface_json(m, i)).collect();
-        let disks: Vec<Value> = m
-            .block_devices
-            .iter()
-            .map(|d| blockdevice_json(m, d))
-            .collect();
-        let physical: Vec<Value> = m
-            .block_devices
-            .iter()
-            .filter(|d| d.kind == BlockDeviceKind::Physical)
-            .map(|d| blockdevice_json(m, d))
-            .collect();
-        let virt: Vec<Value> = m
-            .block_devices
-            .iter()
-            .filter(|d| d.kind == BlockDeviceKind::Virtual)
-            .map(|d| blockdevice_json(m, d))
-            .collect();
+        let of_kind = |k: Option<BlockDeviceKind>| -> Vec<Value> {
+            m.block_devices
+                .iter()
+                .filter(|d| k.is_none_or(|k| d.kind == k))
+                .map(|d| blockdevice_json(m, d))
+                .collect()
+        };
+        let disks = of_kind(None);
+        let physical = of_kind(Some(BlockDeviceKind::Physical));
+        let virt = of_kind(Some(BlockDeviceKind::Virtual));
         let ip_addresses: Vec<String> = m
             .interfaces
             .iter()
@@ -1157,6 +1369,111 @@ mod tests {
         assert_eq!(v["workload_annotations"], json!({}));
         assert_eq!(v["testing_status_name"], json!("Unknown"));
         assert_eq!(v["ip_addresses"], json!(["10.0.0.7"]));
+    }
+
+    fn listing_row(sm: &StoredMachine) -> ListingRow {
+        let m = &sm.record.machine;
+        ListingRow {
+            id: sm.id,
+            domain: m.domain.clone(),
+            zone: m.zone.clone(),
+            pool: m.pool.clone(),
+            listing: listing_template(&sm.record),
+        }
+    }
+
+    #[test]
+    fn pasted_templates_are_byte_for_byte_the_rendered_list() {
+        let l = lookups();
+        let ms: Vec<StoredMachine> = (1..=3).map(sample).collect();
+        let rows: Vec<ListingRow> = ms.iter().map(listing_row).collect();
+        assert!(rows.iter().all(listing_usable));
+        let mut pasted = Vec::new();
+        write_listing(&mut pasted, &rows, &HashMap::new(), &l).expect("writes");
+        let mut rendered = Vec::new();
+        write_machine_list(&mut rendered, &ms, &l).expect("writes");
+        assert_eq!(
+            String::from_utf8(pasted).expect("utf-8"),
+            String::from_utf8(rendered).expect("utf-8")
+        );
+    }
+
+    #[test]
+    fn rows_without_a_usable_template_are_rendered_from_the_model() {
+        let l = lookups();
+        let ms: Vec<StoredMachine> = (1..=4).map(sample).collect();
+        let mut rows: Vec<ListingRow> = ms.iter().map(listing_row).collect();
+        rows[0].listing = None;
+        rows[1].listing = Some("garbage".into());
+        rows[2].listing = rows[2]
+            .listing
+            .as_ref()
+            .map(|t| t.replacen(renderer_tag(), "0000000000000000", 1));
+        assert!(!listing_usable(&rows[0]) && !listing_usable(&rows[1]));
+        assert!(!listing_usable(&rows[2]) && listing_usable(&rows[3]));
+        let models: HashMap<i64, StoredMachine> =
+            ms[..3].iter().map(|m| (m.id, m.clone())).collect();
+        let mut out = Vec::new();
+        write_listing(&mut out, &rows, &models, &l).expect("writes");
+        let mut rendered = Vec::new();
+        write_machine_list(&mut rendered, &ms, &l).expect("writes");
+        assert_eq!(out, rendered);
+        // A stale row whose model vanished (deleted meanwhile) is left out.
+        let mut out = Vec::new();
+        write_listing(&mut out, &rows, &HashMap::new(), &l).expect("writes");
+        let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(parsed, json!([machine_json(&ms[3], &l)]));
+    }
+
+    #[test]
+    fn a_user_string_equal_to_the_slot_mark_refuses_the_template() {
+        let mut sm = sample(1);
+        sm.record
+            .extra
+            .owner_data
+            .insert("k".into(), json!(SLOT_MARK));
+        assert_eq!(listing_template(&sm.record), None);
+        sm.record
+            .extra
+            .owner_data
+            .insert("k".into(), json!("\u{1}"));
+        let t = listing_template(&sm.record).expect("templated");
+        assert_eq!(t.matches(SLOT).count(), 4, "tag + three slots");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stored_listing_parser_never_panics(s in "\\PC{0,64}", n in 0usize..6) {
+            let stored = format!("{}{}", renderer_tag(), "\u{1}".repeat(n)) + &s;
+            let _ = template_pieces(&stored);
+            let _ = template_pieces(&s);
+        }
+
+        #[test]
+        fn pasting_equals_rendering_for_any_user_text(
+            desc in "\\PC{0,24}",
+            key in "[a-z\u{1}]{1,6}",
+            val in "\\PC{0,24}",
+        ) {
+            let l = lookups();
+            let mut sm = sample(2);
+            sm.record.extra.description = desc;
+            sm.record.extra.owner_data.insert(key, json!(val));
+            let rows = vec![listing_row(&sm)];
+            let models: HashMap<i64, StoredMachine> = [(sm.id, sm.clone())].into();
+            let mut pasted = Vec::new();
+            write_listing(&mut pasted, &rows, &models, &l).expect("writes");
+            let mut rendered = Vec::new();
+            write_machine_list(&mut rendered, [&sm], &l).expect("writes");
+            proptest::prop_assert_eq!(pasted, rendered);
+        }
+    }
+
+    #[test]
+    fn the_renderer_tag_is_stable_within_a_build() {
+        assert_eq!(renderer_tag().len(), 16);
+        assert_eq!(renderer_tag(), renderer_tag());
+        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
     }
 
     #[test]

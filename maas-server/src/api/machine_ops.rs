@@ -8,7 +8,7 @@ use maas_core::actions::{
     AllocateParams, CommissionParams, DeployParams, PowerOffParams, PowerOnParams, ReleaseParams,
     StopMode, TestParams,
 };
-use maas_core::constraints::{self, Constraints};
+use maas_core::constraints::{self, Constraints, ConstraintsByType};
 use maas_core::{
     Action, Actor, Effect, LifecycleConfig, Machine, NodeStatus, Refusal, SystemId, Timestamp,
 };
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::json::kinds;
 use super::machines::{event, render};
 use super::{ApiError, Call, ErrorBody, Reply};
-use crate::db::machines::{MachineRecord, StoredMachine};
+use crate::db::machines::{MachineQuery, MachineRecord, StoredMachine};
 use crate::db::users::User;
 use crate::db::{DbConn, machines, objects};
 
@@ -297,12 +297,39 @@ pub fn deploy(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(render(c, &sm)?))
 }
 
+/// The release scripts there are: MAAS's built-in `wipe-disks` and the
+/// tags it carries (`scripts` takes names or tags).
+const RELEASE_SCRIPT_NAMES: &[&str] = &["wipe-disks", "wipe", "disk", "storage"];
+
+/// Checks a release's `scripts` (names or tags, repeated or
+/// comma-separated) as MAAS's `ReleaseForm` does; returns whether they
+/// select `wipe-disks`.
+fn release_scripts_wipe(scripts: &[String]) -> Result<bool, ApiError> {
+    for s in scripts {
+        if !RELEASE_SCRIPT_NAMES.contains(&s.as_str()) {
+            return Err(ApiError::field(
+                "scripts",
+                format!("Select a valid choice. {s} is not one of the available choices."),
+            ));
+        }
+    }
+    Ok(!scripts.is_empty())
+}
+
+/// `op=release` parameters as MAAS's `ReleaseForm`: `erase`,
+/// `secure_erase`, `quick_erase`, `force`, `comment`, and the `scripts`
+/// form, where `wipe-disks` (or one of its tags) erases and its parameters
+/// come as `wipe-disks_secure_erase` / `wipe-disks_quick_erase`. Any erase
+/// flag runs `wipe-disks`.
 fn release_params(c: &Call<'_>) -> Result<ReleaseParams, ApiError> {
     let p = c.params;
+    let wipe = release_scripts_wipe(&p.get_list("scripts"))?;
     Ok(ReleaseParams {
-        erase: p.bool_or("erase", false)?,
-        secure_erase: p.bool_or("secure_erase", false)?,
-        quick_erase: p.bool_or("quick_erase", false)?,
+        erase: p.bool_or("erase", false)? || wipe,
+        secure_erase: p.bool_or("secure_erase", false)?
+            || p.bool_or("wipe-disks_secure_erase", false)?,
+        quick_erase: p.bool_or("quick_erase", false)?
+            || p.bool_or("wipe-disks_quick_erase", false)?,
         force: p.bool_or("force", false)?,
         comment: comment(c),
     })
@@ -422,23 +449,15 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     // Another request may take the chosen machine between our read and
     // write (PostgreSQL, several pools); the versioned write notices and we
     // pick again from a fresh list.
+    let prefilter = allocation_prefilter(&cons);
     for _ in 0..50 {
-        let candidates = machines::unowned_in_status(c.conn, NodeStatus::Ready)?;
-        let Some((chosen, by_type)) =
-            constraints::allocate(&cons, candidates.iter().map(|s| &s.record.machine))
-        else {
+        let Some((mut sm, by_type)) = cheapest_match(c.conn, &cons, &prefilter)? else {
             return Err(ApiError::conflict(format!(
                 "No available machine matches constraints: {}",
                 describe_constraints(c)
             )));
         };
-        let sid = chosen.system_id.clone();
-        let Some(mut sm) = candidates
-            .into_iter()
-            .find(|s| s.record.machine.system_id == sid)
-        else {
-            continue;
-        };
+        let sid = sm.record.machine.system_id.clone();
         let mut cbt = serde_json::to_value(&by_type).unwrap_or(Value::Null);
         if verbose && let Some(o) = cbt.as_object_mut() {
             let extra: Vec<(String, Value)> = o
@@ -459,6 +478,63 @@ pub fn allocate(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         }
     }
     Err(ApiError::conflict("Allocation contention too high; retry."))
+}
+
+/// How many allocation candidates are decoded at a time.
+const CANDIDATE_PAGE: i64 = 64;
+
+/// The part of `cons` SQL can answer, as a list query: a superset of the
+/// machines `Constraints::matches` accepts (the core still checks each).
+fn allocation_prefilter(cons: &Constraints) -> MachineQuery {
+    // Counts compare as integers: `n as f64 >= c` is `n >= ceil(c)`.
+    let at_least = |v: f64| v.ceil() as i64;
+    let (hostnames, domains) = match cons.name.as_deref().map(|n| n.split_once('.')) {
+        None => (vec![], vec![]),
+        Some(Some((host, domain))) => (vec![host.to_owned()], vec![domain.to_owned()]),
+        Some(None) => (cons.name.iter().cloned().collect(), vec![]),
+    };
+    MachineQuery {
+        system_ids: cons.system_id.iter().cloned().collect(),
+        hostnames,
+        domains,
+        arches: cons.arch.clone(),
+        min_cpu_count: cons.cpu_count.map(at_least),
+        min_memory_mib: cons.mem.map(at_least),
+        tags: cons.tags.clone(),
+        not_tags: cons.not_tags.clone(),
+        zones: cons.zone.iter().cloned().collect(),
+        not_zones: cons.not_in_zone.clone(),
+        pools: cons.pool.iter().cloned().collect(),
+        not_pools: cons.not_in_pool.clone(),
+        ..MachineQuery::default()
+    }
+}
+
+/// The machine `constraints::allocate` would pick among all Ready, unowned
+/// machines, found by walking the SQL-filtered candidates cheapest first a
+/// page at a time: the first page holding a match holds the cheapest match,
+/// so only the machines up to it are decoded.
+fn cheapest_match(
+    conn: &mut DbConn,
+    cons: &Constraints,
+    prefilter: &MachineQuery,
+) -> Result<Option<(StoredMachine, ConstraintsByType)>, ApiError> {
+    let mut after = None;
+    loop {
+        let page = machines::allocation_candidates(conn, prefilter, after, CANDIDATE_PAGE)?;
+        let found = constraints::allocate(cons, page.iter().map(|s| &s.record.machine))
+            .map(|(m, by_type)| (m.system_id.clone(), by_type));
+        if let Some((sid, by_type)) = found {
+            return Ok(page
+                .into_iter()
+                .find(|s| s.record.machine.system_id == sid)
+                .map(|sm| (sm, by_type)));
+        }
+        if (page.len() as i64) < CANDIDATE_PAGE {
+            return Ok(None);
+        }
+        after = page.last().map(machines::allocation_key);
+    }
 }
 
 fn as_refs(v: &[String]) -> Vec<&str> {
@@ -625,10 +701,20 @@ pub fn override_failed_testing(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 /// it.
 pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     use maas_core::storage::layout::{LayoutRequest, StorageLayout, apply_layout};
+    // MAAS's order: the machine and permission, its status, then the form
+    // (`StorageLayoutForm(required=True)`).
+    let (user, mut sm) = load(c)?;
+    maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::SetStorageLayout)
+        .map_err(refusal)?;
+    if sm.record.machine.status != NodeStatus::Ready {
+        return Err(ApiError::conflict(
+            "Cannot change the storage layout on a machine that is not Ready.",
+        ));
+    }
     let layout = c
         .params
         .get_nonempty("storage_layout")
-        .unwrap_or_else(|| "flat".into());
+        .ok_or_else(|| ApiError::field("storage_layout", "This field is required."))?;
     let kind: StorageLayout = match layout.as_str() {
         "vmfs6" | "vmfs7" => {
             return Err(ApiError::field(
@@ -688,14 +774,6 @@ pub fn set_storage_layout(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         // The API refuses what the default-layout path would fall back from.
         allow_fallback: false,
     };
-    let (user, mut sm) = load(c)?;
-    maas_core::actions::authorize(&sm.record.machine, &actor(&user), &Action::SetStorageLayout)
-        .map_err(refusal)?;
-    if sm.record.machine.status != NodeStatus::Ready {
-        return Err(ApiError::conflict(
-            "Cannot change the storage layout on a machine that is not Ready.",
-        ));
-    }
     if sm.record.machine.boot_disk().is_none() && kind != StorageLayout::Blank {
         return Err(ApiError::bad_request(
             "Machine is missing a boot disk; no storage layout can be applied.",
@@ -861,5 +939,59 @@ fn apply_clone(s: &Machine, d: &mut Machine, plan: &maas_core::clone::ClonePlan)
             di.tags = si.tags.clone();
             di.mtu = si.mtu;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_scripts_take_wipe_disks_by_name_or_tag_and_refuse_others() {
+        assert!(!release_scripts_wipe(&[]).expect("no scripts"));
+        for ok in ["wipe-disks", "wipe", "disk", "storage"] {
+            assert!(release_scripts_wipe(&[ok.to_owned()]).expect(ok), "{ok}");
+        }
+        let e = release_scripts_wipe(&["wipe-disks".into(), "shred".into()])
+            .expect_err("unknown script");
+        assert_eq!(e.status, 400);
+        let ErrorBody::Fields(v) = e.body else {
+            panic!("field error expected")
+        };
+        assert_eq!(
+            v["scripts"][0],
+            "Select a valid choice. shred is not one of the available choices."
+        );
+    }
+
+    #[test]
+    fn the_allocation_prefilter_is_what_sql_can_answer() {
+        let pairs: Vec<(String, String)> = [
+            ("name", "node1.maas"),
+            ("cpu_count", "2.5"),
+            ("mem", "1024"),
+            ("tags", "gpu,fast"),
+            ("not_tags", "broken"),
+            ("zone", "z1"),
+            ("not_in_pool", "p9"),
+            ("arch", "amd64"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let cons = Constraints::parse(&pairs).expect("valid");
+        let q = allocation_prefilter(&cons);
+        assert_eq!(q.hostnames, ["node1"]);
+        assert_eq!(q.domains, ["maas"]);
+        assert_eq!(q.min_cpu_count, Some(3), "2.5 CPUs need 3");
+        assert_eq!(q.min_memory_mib, Some(1024));
+        assert_eq!(q.tags, ["gpu", "fast"]);
+        assert_eq!(q.not_tags, ["broken"]);
+        assert_eq!(q.zones, ["z1"]);
+        assert_eq!(q.not_pools, ["p9"]);
+        assert_eq!(q.arches, ["amd64"]);
+        assert!(q.statuses.is_empty() && q.limit.is_none());
+        let bare = allocation_prefilter(&Constraints::default());
+        assert!(bare.hostnames.is_empty() && bare.min_cpu_count.is_none());
     }
 }

@@ -3,12 +3,14 @@
 //! the life-cycle ops, which `maas_core::actions` decides) and the node
 //! sub-resources (interfaces, block devices, partitions).
 
+use std::collections::HashMap;
+
 use maas_core::hardware::{Interface, VlanRef};
 use maas_core::{MacAddress, Machine, NodeStatus, SystemId};
 use serde_json::{Map, Value, json};
 
 use super::json::{
-    Lookups, blockdevice_json, interface_json, kinds, machine_json, write_machine_list,
+    self, Lookups, blockdevice_json, interface_json, kinds, machine_json, write_machine_list,
 };
 use super::resources::default_domain;
 use super::{ApiError, Call, Reply};
@@ -299,11 +301,50 @@ pub fn machine_list_reply(conn: &mut DbConn, ms: &[StoredMachine]) -> Result<Rep
     Ok(Reply::Raw("application/json; charset=utf-8", out))
 }
 
+/// The JSON array of the machines matching `q`, written from their stored
+/// listing templates; rows without a usable one (written before the
+/// templates existed, or by another build's renderer) are rendered from the
+/// model and their template refreshed for the next list.
+pub fn listing_reply(conn: &mut DbConn, q: &MachineQuery) -> Result<Reply, ApiError> {
+    let rows = machines::query_listing(conn, q)?;
+    let l = Lookups::load(conn)?;
+    let stale: Vec<i64> = rows
+        .iter()
+        .filter(|r| !json::listing_usable(r))
+        .map(|r| r.id)
+        .collect();
+    let models: HashMap<i64, StoredMachine> = machines::by_row_ids(conn, &stale)?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let mut out = Vec::with_capacity(
+        rows.iter()
+            .map(|r| r.listing.as_ref().map_or(8192, String::len))
+            .sum::<usize>()
+            + 4096,
+    );
+    json::write_listing(&mut out, &rows, &models, &l).map_err(ApiError::internal)?;
+    if !models.is_empty() {
+        // A cache refresh: failing it only costs the next list a re-render.
+        let refreshed = conn.write_tx(|conn| {
+            for sm in models.values() {
+                if let Some(t) = json::listing_template(&sm.record) {
+                    machines::store_listing(conn, sm.id, sm.version, &t)?;
+                }
+            }
+            Ok::<_, crate::Error>(())
+        });
+        if let Err(e) = refreshed {
+            tracing::debug!(error = %e, "listing templates not refreshed");
+        }
+    }
+    Ok(Reply::Raw("application/json; charset=utf-8", out))
+}
+
 /// `GET machines/` (and `nodes/`).
 pub fn list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let q = machine_query(c)?;
-    let ms = machines::query(c.conn, &q)?;
-    machine_list_reply(c.conn, &ms)
+    listing_reply(c.conn, &q)
 }
 
 /// `GET machines/{system_id}/`.
@@ -323,19 +364,31 @@ pub fn list_allocated(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         statuses: vec![NodeStatus::Allocated],
         ..MachineQuery::default()
     };
-    let ms = machines::query(c.conn, &q)?;
-    machine_list_reply(c.conn, &ms)
+    listing_reply(c.conn, &q)
 }
 
 // ---------------------------------------------------------------- create
 
+/// A `mac_addresses` value parsed and checked to be on no machine yet.
+fn free_mac(conn: &mut DbConn, s: &str) -> Result<MacAddress, ApiError> {
+    let mac: MacAddress = s.parse().map_err(|_| {
+        ApiError::field(
+            "mac_addresses",
+            format!("'{s}' is not a valid MAC address."),
+        )
+    })?;
+    if let Some(owner) = mac_taken(conn, &mac)? {
+        return Err(ApiError::field(
+            "mac_addresses",
+            format!("One or more MAC addresses is invalid. ('{s}' is already in use on {owner}.)"),
+        ));
+    }
+    Ok(mac)
+}
+
+/// The system id of the machine that has `mac` (an indexed lookup).
 pub(crate) fn mac_taken(conn: &mut DbConn, mac: &MacAddress) -> Result<Option<String>, ApiError> {
-    Ok(objects::by_name(conn, "mac", &mac.colon())?.and_then(|o| {
-        o.data
-            .get("system_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    }))
+    Ok(machines::system_id_by_mac(conn, mac)?)
 }
 
 pub(crate) fn register_macs(conn: &mut DbConn, m: &Machine) -> Result<(), ApiError> {
@@ -420,20 +473,7 @@ fn machine_from_params(c: &mut Call<'_>, deployed: bool) -> Result<MachineRecord
     }
     let mut macs: Vec<MacAddress> = Vec::new();
     for s in &mac_strs {
-        let mac: MacAddress = s.parse().map_err(|_| {
-            ApiError::field(
-                "mac_addresses",
-                format!("'{s}' is not a valid MAC address."),
-            )
-        })?;
-        if let Some(owner) = mac_taken(c.conn, &mac)? {
-            return Err(ApiError::field(
-                "mac_addresses",
-                format!(
-                    "One or more MAC addresses is invalid. ('{s}' is already in use on {owner}.)"
-                ),
-            ));
-        }
+        let mac = free_mac(c.conn, s)?;
         if !macs.contains(&mac) {
             macs.push(mac);
         }
@@ -595,20 +635,7 @@ fn match_by_bmc(c: &mut Call<'_>) -> Result<Option<StoredMachine>, ApiError> {
     };
     let vlan = default_vlan(c.conn)?;
     for (n, s) in c.params.get_list("mac_addresses").iter().enumerate() {
-        let mac: MacAddress = s.parse().map_err(|_| {
-            ApiError::field(
-                "mac_addresses",
-                format!("'{s}' is not a valid MAC address."),
-            )
-        })?;
-        if let Some(owner) = mac_taken(c.conn, &mac)? {
-            return Err(ApiError::field(
-                "mac_addresses",
-                format!(
-                    "One or more MAC addresses is invalid. ('{s}' is already in use on {owner}.)"
-                ),
-            ));
-        }
+        let mac = free_mac(c.conn, s)?;
         sm.record.machine.interfaces.push(Interface {
             id: settings::next_seq(c.conn, "interface")?,
             name: format!("eth{n}"),
@@ -978,12 +1005,15 @@ pub fn set_zone(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 // ---------------------------------------------------------------- sub-resources
 
-fn iface_of(c: &mut Call<'_>) -> Result<(StoredMachine, u64), ApiError> {
+/// MAAS's 404 for a sub-resource (`Interface`, `BlockDevice`).
+fn no_such(what: &str) -> ApiError {
+    ApiError::not_found(format!("No {what} matches the given query."))
+}
+
+/// The machine of path parameter 0 and the `what` id of parameter 1.
+fn sub_of(c: &mut Call<'_>, what: &str) -> Result<(StoredMachine, u64), ApiError> {
     let sm = load(c)?;
-    let id: u64 = c
-        .path_param(1)
-        .parse()
-        .map_err(|_| ApiError::not_found("No Interface matches the given query."))?;
+    let id: u64 = c.path_param(1).parse().map_err(|_| no_such(what))?;
     Ok((sm, id))
 }
 
@@ -1000,13 +1030,13 @@ pub fn interfaces_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 /// `GET nodes/{system_id}/interfaces/{id}/`.
 pub fn interface_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
-    let (sm, id) = iface_of(c)?;
+    let (sm, id) = sub_of(c, "Interface")?;
     let m = &sm.record.machine;
     let i = m
         .interfaces
         .iter()
         .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::not_found("No Interface matches the given query."))?;
+        .ok_or_else(|| no_such("Interface"))?;
     Ok(Reply::Json(interface_json(m, i)))
 }
 
@@ -1024,15 +1054,9 @@ pub fn blockdevices_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 }
 
 fn device_of(c: &mut Call<'_>) -> Result<(StoredMachine, u64), ApiError> {
-    let sm = load(c)?;
-    let id: u64 = c
-        .path_param(1)
-        .parse()
-        .map_err(|_| ApiError::not_found("No BlockDevice matches the given query."))?;
+    let (sm, id) = sub_of(c, "BlockDevice")?;
     if !sm.record.machine.block_devices.iter().any(|d| d.id == id) {
-        return Err(ApiError::not_found(
-            "No BlockDevice matches the given query.",
-        ));
+        return Err(no_such("BlockDevice"));
     }
     Ok((sm, id))
 }
@@ -1046,7 +1070,7 @@ pub fn blockdevice_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .block_devices
         .iter()
         .find(|d| d.id == id)
-        .ok_or_else(|| ApiError::not_found("No BlockDevice matches the given query."))?;
+        .ok_or_else(|| no_such("BlockDevice"))?;
     Ok(Reply::Json(blockdevice_json(m, d)))
 }
 

@@ -20,6 +20,7 @@ use crate::db::DbConn;
 use crate::db::users::User;
 use crate::oauth;
 
+pub mod boot;
 pub mod json;
 pub mod machine_ops;
 pub mod machines;

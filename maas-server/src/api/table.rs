@@ -4,8 +4,8 @@
 use axum::http::Method;
 
 use super::{
-    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, machine_ops, machines, network, resources,
-    users,
+    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, machine_ops, machines, network,
+    resources, users,
 };
 
 fn action(
@@ -302,25 +302,16 @@ pub fn resources() -> Vec<ResourceSpec> {
         res("BootSourcesHandler", "/MAAS/api/2.0/boot-sources/").auth(
             "Manage the boot sources.",
             vec![
-                read("List boot sources.", resources::boot_sources_list),
-                create(
-                    "Create a boot source (admin).",
-                    resources::boot_sources_create,
-                ),
+                read("List boot sources.", boot::sources_list),
+                create("Create a boot source (admin).", boot::sources_create),
             ],
         ),
         res("BootSourceHandler", "/MAAS/api/2.0/boot-sources/{id}/").auth(
             "Manage a boot source.",
             vec![
-                read("Read a boot source.", resources::boot_source_read),
-                update(
-                    "Update a boot source (admin).",
-                    resources::boot_source_update,
-                ),
-                delete(
-                    "Delete a boot source (admin).",
-                    resources::boot_source_delete,
-                ),
+                read("Read a boot source.", boot::source_read),
+                update("Update a boot source (admin).", boot::source_update),
+                delete("Delete a boot source (admin).", boot::source_delete),
             ],
         ),
         res(
@@ -330,8 +321,8 @@ pub fn resources() -> Vec<ResourceSpec> {
         .auth(
             "Manage the collection of boot source selections.",
             vec![
-                read("List selections.", resources::selections_list),
-                create("Create a selection (admin).", resources::selections_create),
+                read("List selections.", boot::selections_list),
+                create("Create a selection (admin).", boot::selections_create),
             ],
         ),
         res(
@@ -341,31 +332,47 @@ pub fn resources() -> Vec<ResourceSpec> {
         .auth(
             "Manage a boot source selection.",
             vec![
-                read("Read a selection.", resources::selection_read),
-                update("Update a selection (admin).", resources::selection_update),
-                delete("Delete a selection (admin).", resources::selection_delete),
+                read("Read a selection.", boot::selection_read),
+                update("Update a selection (admin).", boot::selection_update),
+                delete("Delete a selection (admin).", boot::selection_delete),
             ],
         ),
         res("BootResourcesHandler", "/MAAS/api/2.0/boot-resources/").auth(
             "Manage the boot resources.",
             vec![
-                read("List boot resources.", resources::boot_resources_list),
+                read("List boot resources.", boot::resources_list),
+                create("Upload a boot resource (admin).", boot::resources_create),
                 get_op(
                     "is_importing",
                     "Whether an import is running.",
-                    resources::boot_resources_is_importing,
+                    boot::is_importing,
                 ),
                 post_op(
                     "import",
                     "Import the selected boot resources (admin).",
-                    resources::boot_resources_import,
+                    boot::import,
                 ),
                 post_op(
                     "stop_import",
                     "Stop a running import (admin).",
-                    resources::boot_resources_stop_import,
+                    boot::stop_import,
                 ),
             ],
+        ),
+        res("BootResourceHandler", "/MAAS/api/2.0/boot-resources/{id}/").auth(
+            "Manage a boot resource.",
+            vec![
+                read("Read a boot resource with its sets.", boot::resource_read),
+                delete("Delete a boot resource (admin).", boot::resource_delete),
+            ],
+        ),
+        res(
+            "BootResourceFileUploadHandler",
+            "/MAAS/api/2.0/boot-resources/{id}/upload/{file_id}/",
+        )
+        .auth(
+            "Upload a boot resource file in chunks.",
+            vec![update("Upload a chunk (admin).", boot::upload_chunk)],
         ),
         // --- scripts and results (the metadata module owns them)
         res("ScriptsHandler", "/MAAS/api/2.0/scripts/").auth(

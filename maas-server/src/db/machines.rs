@@ -6,14 +6,18 @@
 //! (system id, hostname, status, owner, zone, pool, domain, architecture,
 //! CPU, memory, power state, agent) and child tables (`machine_tags`,
 //! `machine_interfaces`, `machine_blockdevices`), so [`query`] answers a
-//! filtered, paged list in SQL and decodes only the rows it returns. Every
-//! write bumps `version` and is conditional on the version read, so two
+//! filtered, paged list in SQL. Each write also stores the machine's list
+//! JSON (`listing`, see `api::json::listing_template`), so a list copies
+//! text instead of decoding models; allocation walks the SQL-filtered
+//! candidates cheapest first and decodes only those it looks at. MAC
+//! lookups go through the indexed `machine_interfaces.mac`. Every write
+//! bumps `version` and is conditional on the version read, so two
 //! concurrent actions on one machine cannot both win (allocate relies on
 //! this).
 
 use diesel::prelude::*;
 use maas_core::hardware::BlockDeviceKind;
-use maas_core::{Machine, NodeStatus, SystemId};
+use maas_core::{MacAddress, Machine, NodeStatus, SystemId};
 use serde::{Deserialize, Serialize};
 
 use super::DbConn;
@@ -137,14 +141,28 @@ pub fn insert(conn: &mut DbConn, record: &MachineRecord, now_ms: i64) -> Result<
         .execute(conn)?;
     let stored =
         get(conn, &m.system_id)?.ok_or_else(|| Error::Refused("machine vanished".into()))?;
-    write_listing(conn, stored.id, m)?;
+    write_listing(conn, stored.id, record)?;
     Ok(stored)
 }
 
-/// Copies what lists filter on into the row's columns and child tables.
+/// Deletes a machine's rows of a child table and inserts `rows` instead.
 /// Rows go in one by one: diesel's multi-backend connection has no batch
 /// insert, and a machine has a handful of each.
-fn write_listing(conn: &mut DbConn, id: i64, m: &Machine) -> Result<()> {
+macro_rules! rewrite_children {
+    ($conn:expr, $table:ident, $id:expr, $rows:expr) => {{
+        diesel::delete($table::table.filter($table::machine_id.eq($id))).execute($conn)?;
+        for row in $rows {
+            diesel::insert_into($table::table)
+                .values(row)
+                .execute($conn)?;
+        }
+    }};
+}
+
+/// Copies what lists filter on into the row's columns and child tables,
+/// and stores the rendered listing template.
+fn write_listing(conn: &mut DbConn, id: i64, record: &MachineRecord) -> Result<()> {
+    let m = &record.machine;
     diesel::update(machines::table.filter(machines::id.eq(id)))
         .set((
             machines::zone.eq(&m.zone),
@@ -156,65 +174,55 @@ fn write_listing(conn: &mut DbConn, id: i64, m: &Machine) -> Result<()> {
             machines::memory_mib.eq(clamp_i64(m.memory_mib)),
             machines::power_state.eq(m.power_state.as_str()),
             machines::agent_name.eq(&m.agent_name),
+            machines::listing.eq(crate::api::json::listing_template(record)),
         ))
         .execute(conn)?;
-    diesel::delete(machine_tags::table.filter(machine_tags::machine_id.eq(id))).execute(conn)?;
     let mut tags: Vec<&str> = m.tags.iter().map(String::as_str).collect();
     tags.sort_unstable();
     tags.dedup();
-    let tag_rows: Vec<_> = tags
-        .iter()
-        .map(|t| (machine_tags::machine_id.eq(id), machine_tags::name.eq(*t)))
-        .collect();
-    for row in tag_rows {
-        diesel::insert_into(machine_tags::table)
-            .values(row)
-            .execute(conn)?;
-    }
-    diesel::delete(machine_interfaces::table.filter(machine_interfaces::machine_id.eq(id)))
-        .execute(conn)?;
+    rewrite_children!(
+        conn,
+        machine_tags,
+        id,
+        tags.iter()
+            .map(|t| (machine_tags::machine_id.eq(id), machine_tags::name.eq(*t)))
+    );
     let mut seen = std::collections::HashSet::new();
-    let if_rows: Vec<_> = m
-        .interfaces
-        .iter()
-        .filter(|i| seen.insert(i.name.as_str()))
-        .map(|i| {
-            (
-                machine_interfaces::machine_id.eq(id),
-                machine_interfaces::name.eq(i.name.as_str()),
-                machine_interfaces::mac.eq(i.mac.colon()),
-            )
-        })
-        .collect();
-    for row in if_rows {
-        diesel::insert_into(machine_interfaces::table)
-            .values(row)
-            .execute(conn)?;
-    }
-    diesel::delete(machine_blockdevices::table.filter(machine_blockdevices::machine_id.eq(id)))
-        .execute(conn)?;
+    rewrite_children!(
+        conn,
+        machine_interfaces,
+        id,
+        m.interfaces
+            .iter()
+            .filter(|i| seen.insert(i.name.as_str()))
+            .map(|i| {
+                (
+                    machine_interfaces::machine_id.eq(id),
+                    machine_interfaces::name.eq(i.name.as_str()),
+                    machine_interfaces::mac.eq(i.mac.colon()),
+                )
+            })
+    );
     let mut seen = std::collections::HashSet::new();
-    let disk_rows: Vec<_> = m
-        .block_devices
-        .iter()
-        .filter(|d| seen.insert(d.name.as_str()))
-        .map(|d| {
-            (
-                machine_blockdevices::machine_id.eq(id),
-                machine_blockdevices::name.eq(d.name.as_str()),
-                machine_blockdevices::kind.eq(match d.kind {
-                    BlockDeviceKind::Physical => "physical",
-                    BlockDeviceKind::Virtual => "virtual",
-                }),
-                machine_blockdevices::size.eq(clamp_i64(d.size)),
-            )
-        })
-        .collect();
-    for row in disk_rows {
-        diesel::insert_into(machine_blockdevices::table)
-            .values(row)
-            .execute(conn)?;
-    }
+    rewrite_children!(
+        conn,
+        machine_blockdevices,
+        id,
+        m.block_devices
+            .iter()
+            .filter(|d| seen.insert(d.name.as_str()))
+            .map(|d| {
+                (
+                    machine_blockdevices::machine_id.eq(id),
+                    machine_blockdevices::name.eq(d.name.as_str()),
+                    machine_blockdevices::kind.eq(match d.kind {
+                        BlockDeviceKind::Physical => "physical",
+                        BlockDeviceKind::Virtual => "virtual",
+                    }),
+                    machine_blockdevices::size.eq(clamp_i64(d.size)),
+                )
+            })
+    );
     Ok(())
 }
 
@@ -255,19 +263,6 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<StoredMachine>> {
         .collect()
 }
 
-/// Machines in `status` with no owner, by id (allocation candidates).
-pub fn unowned_in_status(conn: &mut DbConn, status: NodeStatus) -> Result<Vec<StoredMachine>> {
-    machines::table
-        .filter(machines::status.eq(status_col(status)))
-        .filter(machines::owner.is_null())
-        .order(machines::id.asc())
-        .select(Row::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(StoredMachine::try_from)
-        .collect()
-}
-
 /// Writes `m` back if nobody changed it since it was read. Returns false
 /// (and writes nothing) when the version moved on.
 pub fn update(conn: &mut DbConn, m: &StoredMachine, now_ms: i64) -> Result<bool> {
@@ -287,7 +282,7 @@ pub fn update(conn: &mut DbConn, m: &StoredMachine, now_ms: i64) -> Result<bool>
     ))
     .execute(conn)?;
     if n == 1 {
-        write_listing(conn, m.id, mm)?;
+        write_listing(conn, m.id, &m.record)?;
     }
     Ok(n == 1)
 }
@@ -392,8 +387,160 @@ fn status_ints(v: &[NodeStatus]) -> Vec<i32> {
     v.iter().copied().map(status_col).collect()
 }
 
+/// The backend type of [`DbConn`], for boxed queries.
+type Db = <DbConn as diesel::Connection>::Backend;
+
 /// Machines matching `q`, by id.
 pub fn query(conn: &mut DbConn, q: &MachineQuery) -> Result<Vec<StoredMachine>> {
+    filtered(q)
+        .select(Row::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredMachine::try_from)
+        .collect()
+}
+
+/// What the list endpoints read of a machine: the stored listing template
+/// and the names its slots are filled from, without the model.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = machines)]
+pub struct ListingRow {
+    /// Row id.
+    pub id: i64,
+    /// Domain name.
+    pub domain: String,
+    /// Zone name.
+    pub zone: String,
+    /// Pool name.
+    pub pool: String,
+    /// The template written with the row (see `api::json::listing_template`).
+    pub listing: Option<String>,
+}
+
+/// The listing rows of the machines matching `q`, by id.
+pub fn query_listing(conn: &mut DbConn, q: &MachineQuery) -> Result<Vec<ListingRow>> {
+    Ok(filtered(q).select(ListingRow::as_select()).load(conn)?)
+}
+
+/// The machines with these row ids, by id.
+pub fn by_row_ids(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<StoredMachine>> {
+    let mut out = Vec::with_capacity(ids.len());
+    // Chunks stay far below SQLite's bound-parameter limit.
+    for chunk in ids.chunks(500) {
+        let rows = machines::table
+            .filter(machines::id.eq_any(chunk.to_vec()))
+            .order(machines::id.asc())
+            .select(Row::as_select())
+            .load(conn)?;
+        for r in rows {
+            out.push(StoredMachine::try_from(r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Stores a freshly rendered listing template for a row read at `version`
+/// (nothing when the row changed since: its writer stored its own).
+pub fn store_listing(conn: &mut DbConn, id: i64, version: i64, listing: &str) -> Result<()> {
+    diesel::update(
+        machines::table
+            .filter(machines::id.eq(id))
+            .filter(machines::version.eq(version)),
+    )
+    .set(machines::listing.eq(listing))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The system id of the machine with an interface of this MAC (the lowest
+/// row id if several claim it), by the indexed `machine_interfaces.mac`.
+pub fn system_id_by_mac(conn: &mut DbConn, mac: &MacAddress) -> Result<Option<String>> {
+    Ok(machine_interfaces::table
+        .inner_join(machines::table)
+        .filter(machine_interfaces::mac.eq(mac.colon()))
+        .order(machine_interfaces::machine_id.asc())
+        .select(machines::system_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// The machine with an interface of this MAC (see [`system_id_by_mac`]).
+pub fn by_mac(conn: &mut DbConn, mac: &MacAddress) -> Result<Option<StoredMachine>> {
+    let id: Option<i64> = machine_interfaces::table
+        .filter(machine_interfaces::mac.eq(mac.colon()))
+        .order(machine_interfaces::machine_id.asc())
+        .select(machine_interfaces::machine_id)
+        .first(conn)
+        .optional()?;
+    let Some(id) = id else { return Ok(None) };
+    machines::table
+        .filter(machines::id.eq(id))
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?
+        .map(StoredMachine::try_from)
+        .transpose()
+}
+
+/// A machine's place in allocation order: MAAS's cost
+/// (`cpu_count + memory_mib / 1024`, compared exactly as
+/// `cpu_count * 1024 + memory_mib`), then row id.
+pub fn allocation_key(sm: &StoredMachine) -> (i64, i64) {
+    let m = &sm.record.machine;
+    (
+        (i64::from(m.cpu_count) * 1024).saturating_add(clamp_i64(m.memory_mib)),
+        sm.id,
+    )
+}
+
+/// Ready, unowned machines passing `q`'s filters, in allocation order
+/// ([`allocation_key`]: the order in which
+/// `maas_core::constraints::allocate` prefers them), starting after the key
+/// `after`, at most `limit` of them. Allocation reads them page by page and
+/// decodes only the machines it has to look at.
+pub fn allocation_candidates(
+    conn: &mut DbConn,
+    q: &MachineQuery,
+    after: Option<(i64, i64)>,
+    limit: i64,
+) -> Result<Vec<StoredMachine>> {
+    let q = MachineQuery {
+        statuses: vec![NodeStatus::Ready],
+        offset: 0,
+        limit: None,
+        ..q.clone()
+    };
+    let cost = || machines::cpu_count * 1024i64 + machines::memory_mib;
+    let mut s = filtered_unordered(&q).filter(machines::owner.is_null());
+    if let Some((c, id)) = after {
+        s = s.filter(cost().gt(c).or(cost().eq(c).and(machines::id.gt(id))));
+    }
+    s.order((cost().asc(), machines::id.asc()))
+        .limit(limit)
+        .select(Row::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(StoredMachine::try_from)
+        .collect()
+}
+
+/// `q`'s filters, ordering and paging as one boxed query.
+fn filtered(q: &MachineQuery) -> machines::BoxedQuery<'static, Db> {
+    let mut s = filtered_unordered(q).order(machines::id.asc());
+    if q.offset > 0 {
+        s = s.offset(q.offset);
+    }
+    if let Some(l) = q.limit {
+        s = s.limit(l);
+    } else if q.offset > 0 {
+        // SQL has no OFFSET without LIMIT on SQLite.
+        s = s.limit(i64::MAX);
+    }
+    s
+}
+
+/// `q`'s filters alone.
+fn filtered_unordered(q: &MachineQuery) -> machines::BoxedQuery<'static, Db> {
     let mut s = machines::table.into_boxed();
     if let Some(u) = &q.visible_to {
         s = s.filter(machines::owner.is_null().or(machines::owner.eq(u.clone())));
@@ -493,19 +640,5 @@ pub fn query(conn: &mut DbConn, q: &MachineQuery) -> Result<Vec<StoredMachine>> 
     if let Some(n) = q.min_memory_mib {
         s = s.filter(machines::memory_mib.ge(n));
     }
-    s = s.order(machines::id.asc());
-    if q.offset > 0 {
-        s = s.offset(q.offset);
-    }
-    if let Some(l) = q.limit {
-        s = s.limit(l);
-    } else if q.offset > 0 {
-        // SQL has no OFFSET without LIMIT on SQLite.
-        s = s.limit(i64::MAX);
-    }
-    s.select(Row::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(StoredMachine::try_from)
-        .collect()
+    s
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 
 pub use conn::DbConn;
 
+pub mod boot;
 mod conn;
 pub mod events;
 pub mod machines;

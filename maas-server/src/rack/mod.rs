@@ -135,10 +135,9 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
     cfg.validate()?;
+    // The one store the importer writes (its catalog is cached in memory).
     let store = match &cfg.images_dir {
-        Some(d) => Some(Arc::new(maas_images::Store::open(d.clone()).map_err(
-            |e| Error::Config(format!("image store {}: {e}", d.display())),
-        )?)),
+        Some(d) => Some(state.images.open_store(d)?),
         None => None,
     };
     let source = Arc::new(source::DbBootSource::new(
@@ -172,7 +171,7 @@ pub async fn start(
             .await
             .map_err(Error::Io)?;
         tracing::info!(%addr, "rack: HTTP boot listening");
-        let app = maas_boot::http::router(images, boot.clone(), addr);
+        let app = maas_boot::http::BootHttp::new(images, boot.clone(), addr);
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = maas_boot::http::serve(listener, app, stop).await {

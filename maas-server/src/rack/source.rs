@@ -31,9 +31,7 @@ pub fn machine_by_mac(
     conn: &mut crate::db::DbConn,
     mac: MacAddress,
 ) -> crate::Result<Option<StoredMachine>> {
-    Ok(machines::list(conn)?
-        .into_iter()
-        .find(|sm| sm.record.machine.interfaces.iter().any(|i| i.mac == mac)))
+    machines::by_mac(conn, &mac)
 }
 
 /// The Ubuntu version of a release name MAAS deploys (for `ga-<version>`

@@ -2,10 +2,13 @@
 //! without sockets (tower `oneshot`), on a fresh SQLite database each.
 
 mod api;
+mod boot_migration;
 mod listing;
 mod listing_migration;
 mod metadata;
 mod migrations;
+mod objects_migration;
+mod remainder;
 mod workflow;
 
 use std::sync::Arc;
@@ -81,6 +84,16 @@ impl Fixture {
 
     pub async fn post(&self, uri: &str, form: &str) -> (u16, String) {
         let req = Request::post(uri)
+            .header("Authorization", self.auth())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()))
+            .unwrap();
+        let (r, b) = self.send(req).await;
+        (r.status().as_u16(), b)
+    }
+
+    pub async fn put(&self, uri: &str, form: &str) -> (u16, String) {
+        let req = Request::put(uri)
             .header("Authorization", self.auth())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(Body::from(form.to_owned()))

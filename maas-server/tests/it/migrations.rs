@@ -43,6 +43,22 @@ fn sqlite_listing_migration_converts_existing_rows() {
     crate::listing_migration::converts_existing_rows(&mut conn);
 }
 
+#[test]
+fn sqlite_import_migration_moves_boot_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("m.db").display().to_string();
+    let mut conn = <DbConn as diesel::Connection>::establish(&url).unwrap();
+    crate::boot_migration::moves_boot_sources(&mut conn);
+}
+
+#[test]
+fn sqlite_api_migration_moves_objects_into_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("m.db").display().to_string();
+    let mut conn = <DbConn as diesel::Connection>::establish(&url).unwrap();
+    crate::objects_migration::converts_existing_rows(&mut conn);
+}
+
 /// Diesel keys a migration by the part of its directory name before the first
 /// `_`; two directories with the same timestamp would make one of them be
 /// skipped silently. Both backends must also carry the same list.

@@ -52,6 +52,7 @@ impl Rig {
             nonces: Default::default(),
             clock: clock.clone(),
             max_body_bytes: base.max_body_bytes,
+            images: Default::default(),
         });
         let mut conn = state.pool.get().unwrap();
         maas_server::db::users::create(&mut conn, "admin", "a@x", "pw", true, 0).unwrap();
