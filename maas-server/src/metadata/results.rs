@@ -1,4 +1,4 @@
-//! Script results in their own tables (migration `2026-11-22-215954_flow`):
+//! Script results in their own tables (migration `2026-11-22-221731_flow`):
 //! a script set per run of a machine's commissioning, testing or
 //! installation (MAAS's `ScriptSet`) and one row per script in it with its
 //! status, exit code, raw output and times (MAAS's `ScriptResult`).
