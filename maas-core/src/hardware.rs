@@ -7,6 +7,7 @@
 //! as the model grows.
 
 pub mod commissioning;
+pub mod lshw;
 
 use std::net::IpAddr;
 

@@ -235,10 +235,23 @@ def scenario_ephemeral():
     expect_status(sid, "Commissioning")
     assert R.run_all(creds, "OK", outputs_dir=mine) == 0
     expect_status(sid, "Ready")
+    # Script results live in one set per run (MAAS's ScriptSet): three
+    # commissioning runs so far, the current one passed; output only with
+    # include_output, base64 as MAAS.
     sets = api("GET", "/nodes/%s/results/" % sid, query={"type": "commissioning"})
-    results = {r["name"]: r for r in sets[0]["results"]}
-    assert results["99-custom-hello"]["stdout"] == "custom-hello\n", results
+    assert len(sets) == 3, [s["id"] for s in sets]
+    assert [s["status_name"] for s in sets[1:]] == ["Failed", "Passed"], sets
+    assert "stdout" not in sets[2]["results"][0], sets[2]
+    cur = api("GET", "/nodes/%s/results/current-commissioning/" % sid,
+              query={"include_output": "1"})
+    assert cur["id"] == sets[2]["id"] and cur["type_name"] == "Commissioning", cur
+    results = {r["name"]: r for r in cur["results"]}
+    assert base64.b64decode(results["99-custom-hello"]["stdout"]) == b"custom-hello\n", results
+    assert results["99-custom-hello"]["script_id"] is not None, results
     assert results["00-maas-01-cpuinfo"]["status_name"] == "Passed", results
+    assert results["00-maas-01-cpuinfo"]["exit_status"] == 0, results
+    failed = api("GET", "/nodes/%s/results/%d/" % (sid, sets[1]["id"]))
+    assert [r["exit_status"] for r in failed["results"]] == [2], failed
 
     # Custom testing scripts run when the machine is tested.
     body, ctype = R.multipart(
@@ -251,9 +264,10 @@ def scenario_ephemeral():
     expect_status(sid, "Testing")
     assert R.run_all(creds, "OK", kind="testing") == 0
     expect_status(sid, "Ready")
-    sets = api("GET", "/nodes/%s/results/" % sid, query={"type": "testing"})
-    assert sets[0]["results"][0]["name"] == "50-custom-test", sets
-    assert sets[0]["results"][0]["stdout"] == "tested\n", sets
+    cur = api("GET", "/nodes/%s/results/current-testing/" % sid,
+              query={"include_output": "1", "filters": "50-custom-test"})
+    assert cur["results"][0]["name"] == "50-custom-test", cur
+    assert base64.b64decode(cur["results"][0]["stdout"]) == b"tested\n", cur
 
     # 3. Deploy: preseed, curtin events, netboot off, user-data -> Deployed.
     api("POST", "/machines/%s/" % sid, [("op", "deploy"), ("distro_series", "noble")])

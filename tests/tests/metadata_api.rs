@@ -2,12 +2,14 @@
 //! cloud-init (its `DataSourceMAAS` class, with the node's token) and a
 //! scripted ephemeral environment (this repository's `maas-run-scripts`,
 //! replaying hardware output recorded on a real machine, plus curtin- and
-//! cloud-init-style webhook events), on SQLite and on PostgreSQL.
+//! cloud-init-style webhook events), on SQLite and on PostgreSQL; and the
+//! script results read back through python-libmaas's describe-driven
+//! handlers (what the MAAS CLI's `node-script-results` commands call).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use maas_e2e::{Maasd, Postgres, maasd_binary};
+use maas_e2e::{Maasd, Postgres, maasd_binary, venv_bin};
 
 /// Debian's interpreter: the `cloud-init` package installs its modules
 /// for it (not for any virtualenv).
@@ -105,4 +107,36 @@ fn versions_slashes_and_anonymous_answers() {
         .get("/MAAS/metadata/latest/meta-data/no-such-item")
         .unwrap();
     assert_eq!(st, 404);
+}
+
+/// python-libmaas's bones (the real PyPI client) read the script results
+/// tables as the MAAS CLI's `node-script-results read`,
+/// `node-script-result read … include_output=1` and `… delete` do.
+fn script_results_via_libmaas(m: &Maasd) {
+    let key = m.admin_key("admin", "admin-secret").unwrap();
+    let out = Command::new(venv_bin().unwrap().join("python"))
+        .arg(repo().join("tests/python/script_results_cli.py"))
+        .env("MAAS_URL", m.url())
+        .env("MAAS_KEY", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("RESULTS OK"),
+        "script results via python-libmaas failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn script_results_read_by_libmaas_on_sqlite() {
+    let m = Maasd::start(&maasd_binary().unwrap()).unwrap();
+    script_results_via_libmaas(&m);
+}
+
+#[test]
+fn script_results_read_by_libmaas_on_postgres() {
+    let pg = Postgres::start().unwrap();
+    let m = Maasd::start_with(&maasd_binary().unwrap(), Some(&pg.url())).unwrap();
+    script_results_via_libmaas(&m);
 }

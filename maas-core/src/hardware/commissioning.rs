@@ -4,7 +4,8 @@
 //! uploads each one's output through the metadata API's `op=signal`. This
 //! module owns what those scripts are ([`BUILTIN_SCRIPTS`]: plain Linux tools
 //! whose output is stable and machine-readable — `/proc/cpuinfo`,
-//! `/proc/meminfo`, `lsblk -J`, `ip -j -d addr`, `lspci -nnmm`, `lsusb`), the
+//! `/proc/meminfo`, `lsblk -J`, `ip -j -d addr`, `lspci -nnmm`, `lsusb` —
+//! plus MAAS's own `lshw -xml`, read by [`super::lshw`]), the
 //! parsers for each output, and [`apply`], which merges a
 //! [`HardwareReport`] into a [`Machine`]: CPU count, memory, disks, NICs and
 //! PCI/USB devices, keeping the ids (and so the configuration hanging off
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::lshw::{LshwReport, parse_lshw};
 use super::{BlockDevice, BlockDeviceKind, Device, Interface, InterfaceKind, VlanRef};
 use crate::error::{Error, Result};
 use crate::ids::MacAddress;
@@ -51,6 +53,8 @@ pub enum OutputKind {
     Lspci,
     /// `lsusb` (empty without a USB bus or usbutils).
     Lsusb,
+    /// `lshw -xml` (MAAS's `00-maas-01-lshw`; empty without lshw).
+    Lshw,
 }
 
 /// The builtin commissioning scripts, in run order.
@@ -59,6 +63,11 @@ pub const BUILTIN_SCRIPTS: &[BuiltinScript] = &[
         name: "00-maas-01-cpuinfo",
         command: "cat /proc/cpuinfo",
         kind: OutputKind::CpuInfo,
+    },
+    BuiltinScript {
+        name: "00-maas-01-lshw",
+        command: "lshw -xml 2>/dev/null || true",
+        kind: OutputKind::Lshw,
     },
     BuiltinScript {
         name: "00-maas-02-meminfo",
@@ -382,6 +391,10 @@ pub struct HardwareReport {
     pub pci: Option<Vec<Device>>,
     /// From `lsusb`.
     pub usb: Option<Vec<Device>>,
+    /// From `lshw -xml`: fills whatever the dedicated outputs above did
+    /// not report (see [`HardwareReport::effective`]).
+    #[serde(default)]
+    pub lshw: Option<LshwReport>,
 }
 
 impl HardwareReport {
@@ -402,8 +415,54 @@ impl HardwareReport {
             OutputKind::IpAddr => self.nics = Some(parse_ip_addr(s)?),
             OutputKind::Lspci => self.pci = Some(parse_lspci(s)),
             OutputKind::Lsusb => self.usb = Some(parse_lsusb(s)),
+            // No lshw on the machine: nothing to say.
+            OutputKind::Lshw if s.trim().is_empty() => {}
+            OutputKind::Lshw => self.lshw = Some(parse_lshw(s)?),
         }
         Ok(true)
+    }
+
+    /// Drops lshw's facts that a dedicated output already reported in the
+    /// same run (`reported(kind)`): outputs arrive one signal at a time, and
+    /// the precise ones must win whatever the upload order.
+    pub fn yield_to(&mut self, reported: &dyn Fn(OutputKind) -> bool) {
+        if let Some(l) = &mut self.lshw {
+            if reported(OutputKind::CpuInfo) {
+                l.cpu = None;
+            }
+            if reported(OutputKind::MemInfo) {
+                l.memory_mib = None;
+            }
+            if reported(OutputKind::Lsblk) {
+                l.disks.clear();
+            }
+            if reported(OutputKind::IpAddr) {
+                l.nics.clear();
+            }
+        }
+    }
+
+    /// The report with lshw's facts filling what the dedicated outputs
+    /// (cpuinfo, meminfo, lsblk, ip addr) did not report: those are more
+    /// precise (lshw cannot size every disk nor see MTUs), lshw is what
+    /// MAAS's own ephemeral environment uploads.
+    pub fn effective(&self) -> HardwareReport {
+        let mut r = self.clone();
+        if let Some(l) = &self.lshw {
+            if r.cpu.is_none() {
+                r.cpu = l.cpu.clone();
+            }
+            if r.memory_mib.is_none() {
+                r.memory_mib = l.memory_mib;
+            }
+            if r.disks.is_none() && !l.disks.is_empty() {
+                r.disks = Some(l.disks.clone());
+            }
+            if r.nics.is_none() && !l.nics.is_empty() {
+                r.nics = Some(l.nics.clone());
+            }
+        }
+        r
     }
 
     /// Whether nothing was reported.
@@ -441,6 +500,7 @@ pub fn apply(
     default_vlan: Option<&VlanRef>,
     next_id: &mut dyn FnMut(IdKind) -> Result<u64>,
 ) -> Result<MacChanges> {
+    let report = &report.effective();
     if let Some(cpu) = &report.cpu {
         m.cpu_count = cpu.count;
     }
@@ -669,6 +729,49 @@ mod tests {
         assert_eq!(m.interfaces[1].id, 102);
         assert_eq!(changes.added.len(), 1);
         assert!(changes.removed.is_empty());
+    }
+
+    #[test]
+    fn lshw_fills_what_the_dedicated_outputs_did_not_report() {
+        let lshw = include_bytes!("../../tests/fixtures/lshw/debian12-vm.xml");
+        let mut r = HardwareReport::default();
+        assert!(r.add_output("00-maas-01-lshw", lshw).unwrap());
+        // Empty output (no lshw on the machine) is no report, not an error.
+        let mut none = HardwareReport::default();
+        assert!(none.add_output("00-maas-01-lshw", b"\n").unwrap());
+        assert!(none.is_empty());
+
+        let mut m = Machine::default();
+        let mut next = 0;
+        let mut next_id = |_k: IdKind| -> Result<u64> {
+            next += 1;
+            Ok(next)
+        };
+        let changes = apply(&r, &mut m, None, &mut next_id).unwrap();
+        assert_eq!((m.cpu_count, m.memory_mib), (1, 24 * 1024));
+        assert_eq!(m.interfaces.len(), 1);
+        assert_eq!(m.interfaces[0].name, "eth0");
+        assert_eq!(changes.added.len(), 1);
+
+        // cpuinfo and meminfo are more precise and win whatever the order.
+        r.add_output("00-maas-01-cpuinfo", CPUINFO.as_bytes())
+            .unwrap();
+        r.add_output("00-maas-02-meminfo", b"MemTotal: 2048000 kB\n")
+            .unwrap();
+        apply(&r, &mut m, None, &mut next_id).unwrap();
+        assert_eq!((m.cpu_count, m.memory_mib), (2, 2000));
+        assert!(r.add_output("00-maas-01-lshw", b"<node").is_err());
+
+        // lshw uploaded alone after cpuinfo and meminfo in the same run
+        // leaves their facts alone but still gives what they do not cover.
+        let mut late = HardwareReport::default();
+        late.add_output("00-maas-01-lshw", lshw).unwrap();
+        late.yield_to(&|k| matches!(k, OutputKind::CpuInfo | OutputKind::MemInfo));
+        let e = late.effective();
+        assert_eq!((e.cpu, e.memory_mib), (None, None));
+        assert_eq!(e.nics.map(|n| n.len()), Some(1));
+        apply(&late, &mut m, None, &mut next_id).unwrap();
+        assert_eq!((m.cpu_count, m.memory_mib), (2, 2000));
     }
 
     #[test]

@@ -121,8 +121,9 @@ fn try_run(
 /// queues the I/O ones, writes the machine (version-checked) and one event
 /// by `actor` (a username; empty for the machine itself or the system).
 ///
-/// Both the REST API's actions and the metadata API's signals go through
-/// here so an outcome is handled the same whoever caused it. Returns
+/// The REST API's actions, the metadata API's signals and the workflow
+/// runner's observations (power results, deadlines) all go through here so
+/// an outcome is handled the same whoever caused it. Returns
 /// `Ok(None)` without writing anything when the machine was changed
 /// concurrently since it was read (callers retry or answer 409).
 pub fn commit_outcome(
@@ -147,7 +148,14 @@ pub fn commit_outcome(
             _ => {}
         }
     }
-    sm.record.extra.status_message = out.event.clone();
+    // Entering a failure status: the reason is what users see (status
+    // message, an ERROR event), whoever reported it.
+    let failed = sm.record.machine.status.is_failed() && !before.is_failed();
+    sm.record.extra.status_message = if failed {
+        sm.record.machine.error_description.clone()
+    } else {
+        out.event.clone()
+    };
     crate::workflow::prepare(conn, &mut sm.record.machine, &out, now_ms)?;
     if out.effects.contains(&Effect::DeleteMachine) {
         machines::delete(conn, &sm.record.machine.system_id)?;
@@ -159,13 +167,23 @@ pub fn commit_outcome(
     // Workflow rows and power jobs (the runner carries them out), in this
     // same transaction, once the machine's write won.
     crate::workflow::record(conn, &sm.record.machine, &out, now_ms)?;
+    // Entering commissioning, testing or deployment is a new run: its
+    // script results go to a fresh set.
+    crate::metadata::results::begin_runs_for(
+        conn,
+        sm.record.machine.system_id.as_str(),
+        before,
+        sm.record.machine.status,
+        now_ms,
+    )?;
     let m = &sm.record.machine;
     let desc = if before == m.status {
         out.event.clone()
     } else {
         format!("{} ({} -> {})", out.event, before.label(), m.status.label())
     };
-    event(conn, m, actor, "INFO", m.status.label(), &desc, now_ms)?;
+    let level = if failed { "ERROR" } else { "INFO" };
+    event(conn, m, actor, level, m.status.label(), &desc, now_ms)?;
     Ok(Some(out))
 }
 

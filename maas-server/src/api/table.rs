@@ -414,6 +414,23 @@ pub fn resources() -> Vec<ResourceSpec> {
                 crate::metadata::rest::node_results,
             )],
         ),
+        res(
+            "NodeScriptResultHandler",
+            "/MAAS/api/2.0/nodes/{system_id}/results/{id}/",
+        )
+        .auth(
+            "Read or delete one script result set.",
+            vec![
+                read(
+                    "One result set (an id or current-commissioning, -testing, -installation).",
+                    crate::metadata::rest::node_result,
+                ),
+                delete(
+                    "Delete a result set (admin).",
+                    crate::metadata::rest::node_result_delete,
+                ),
+            ],
+        ),
         // --- events and settings
         res("EventsHandler", "/MAAS/api/2.0/events/").auth(
             "Retrieve filtered node events.",

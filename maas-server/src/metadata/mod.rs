@@ -10,8 +10,8 @@
 //! This module owns the URL map (versions `latest` and `2012-03-01`, extra
 //! slashes tolerated, anything else 404 as MAAS), node authentication and
 //! the replies; [`node`] the per-node endpoints, [`status`] the webhook,
-//! [`scripts`] the script catalogue and stored results and [`rest`] their
-//! REST API side (`scripts/`, `nodes/{id}/results/`). Every report becomes
+//! [`scripts`] the script catalogue, [`results`] the script results tables
+//! and [`rest`] their REST API side (`scripts/`, `nodes/{id}/results/`). Every report becomes
 //! a `maas_core::signals::Event`, and its outcome is persisted through
 //! [`crate::api::machine_ops::commit_outcome`], the same path the REST
 //! API's actions take.
@@ -35,6 +35,7 @@ use crate::oauth;
 
 pub mod node;
 pub mod rest;
+pub mod results;
 pub mod scripts;
 pub mod status;
 

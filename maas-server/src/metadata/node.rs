@@ -9,6 +9,7 @@ use maas_core::signals::{Event, SignalStatus};
 use maas_core::{NodeStatus, SystemId, Timestamp};
 use serde_json::Value;
 
+use super::results::{self, ResultType};
 use super::{MetaReply, Req, not_found, scripts, sync_macs};
 use crate::api::machine_ops::{commit_outcome, lifecycle_config, refusal};
 use crate::api::machines::{event, node_token};
@@ -311,31 +312,32 @@ fn signal(conn: &mut DbConn, req: &Req<'_>, sm: &mut StoredMachine) -> Result<Me
     // a deployed machine refreshing its hardware).
     let takes_results = matches!(
         status_before,
-        NodeStatus::Commissioning | NodeStatus::Testing | NodeStatus::Deployed | NodeStatus::New
-    ) || status_before == NodeStatus::Deploying;
-    let result_type = match status_before {
-        NodeStatus::Testing => "testing",
-        NodeStatus::Deploying => "installation",
-        _ => "commissioning",
-    };
+        NodeStatus::Commissioning
+            | NodeStatus::Testing
+            | NodeStatus::Deployed
+            | NodeStatus::New
+            | NodeStatus::Deploying
+    );
+    let result_type = ResultType::for_status(status_before);
+    let sid = sm.record.machine.system_id.as_str().to_owned();
     if takes_results && !files.is_empty() {
-        scripts::store_results(
-            conn,
-            &sm.record.machine.system_id,
-            result_type,
-            p.get_nonempty("name").as_deref(),
+        let custom = scripts::custom_scripts(conn)?;
+        let reports = scripts::reports_from_files(
             &files,
-            exit_status,
-            runtime,
-            req.now_ms,
-        )?;
+            p.get_nonempty("name").as_deref(),
+            exit_status.map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
+            runtime.map(|s| (s * 1000.0).round() as i64),
+            status == SignalStatus::Timedout,
+            &custom,
+        );
+        results::store(conn, &sid, result_type, &reports, req.now_ms)?;
         // A failed script's output is kept but not believed.
         if matches!(
             status_before,
             NodeStatus::Commissioning | NodeStatus::Deployed
         ) && exit_status.is_none_or(|s| s == 0)
         {
-            apply_hardware(conn, sm, &files, req.now_ms)?;
+            apply_hardware(conn, sm, &files, result_type, req.now_ms)?;
         }
     }
     if matches!(
@@ -353,9 +355,7 @@ fn signal(conn: &mut DbConn, req: &Req<'_>, sm: &mut StoredMachine) -> Result<Me
     // script replaces the older one, so a re-run clears an old failure.
     let script_failed = status == SignalStatus::Ok
         && takes_results
-        && scripts::list_results(conn, &sm.record.machine.system_id)?
-            .iter()
-            .any(|(_, r)| r.result_type == result_type && r.failed());
+        && results::current_failed(conn, &sid, result_type)?;
     let cfg = lifecycle_config(conn)?;
     let out = maas_core::signals::handle(
         &sm.record.machine,
@@ -385,6 +385,7 @@ fn apply_hardware(
     conn: &mut DbConn,
     sm: &mut StoredMachine,
     files: &[(String, Vec<u8>)],
+    result_type: ResultType,
     now_ms: i64,
 ) -> Result<(), ApiError> {
     let mut report = HardwareReport::default();
@@ -407,6 +408,19 @@ fn apply_hardware(
     if report.is_empty() {
         return Ok(());
     }
+    // What this run's passed scripts already reported (this signal's are
+    // stored by now) outranks lshw.
+    let sid = sm.record.machine.system_id.as_str().to_owned();
+    let reported: Vec<commissioning::OutputKind> =
+        match results::current_set(conn, &sid, result_type)? {
+            Some(set) => results::results_of(conn, set.id)?
+                .iter()
+                .filter(|r| r.status == results::status::PASSED)
+                .filter_map(|r| commissioning::output_kind(&r.name))
+                .collect(),
+            None => Vec::new(),
+        };
+    report.yield_to(&|k| reported.contains(&k));
     let vlan = crate::api::machines::default_vlan(conn)?;
     let mut seq_err = None;
     let changes = {
@@ -430,7 +444,7 @@ fn apply_hardware(
         return Err(e.into());
     }
     let changes = changes.map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if let Some(cpu) = &report.cpu {
+    if let Some(cpu) = &report.effective().cpu {
         sm.record.extra.cpu_model = cpu.model.clone();
         sm.record.extra.cpu_speed = cpu.speed_mhz;
     }

@@ -1,20 +1,18 @@
 //! Scripts machines run and what they report: the `maas-scripts` tarball
 //! (`index.json` plus one file per script, as MAAS's runner reads it), the
 //! runner served as ephemeral user-data (`scripts/maas-run-scripts`, shipped
-//! in this repository), and the stored script results.
+//! in this repository), and how uploaded files become result reports
+//! (stored by [`super::results`]).
 
-use maas_core::SystemId;
 use maas_core::hardware::commissioning::BUILTIN_SCRIPTS;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::MetaReply;
+use super::results::Report;
 use crate::api::ApiError;
 use crate::db::machines::StoredMachine;
 use crate::db::{DbConn, objects};
-
-/// Object kind of stored script results (name = system id).
-pub const RESULT_KIND: &str = "script_result";
 
 /// Object kind of user scripts uploaded through the REST API (name = the
 /// script's name).
@@ -86,34 +84,6 @@ pub fn enlist_user_data(maas_url: &str) -> String {
         )
 }
 
-/// One stored result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScriptResult {
-    /// Script name.
-    pub name: String,
-    /// `commissioning`, `testing` or `installation`.
-    pub result_type: String,
-    /// Exit status, when reported.
-    pub exit_status: Option<i64>,
-    /// Combined output.
-    pub output: String,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-    /// Run time in seconds, when reported.
-    pub runtime: Option<f64>,
-    /// When it was stored, ms since the epoch.
-    pub updated: i64,
-}
-
-impl ScriptResult {
-    /// Whether the script failed (non-zero exit).
-    pub fn failed(&self) -> bool {
-        self.exit_status.is_some_and(|s| s != 0)
-    }
-}
-
 fn base_name(file: &str) -> (&str, &str) {
     for suffix in [".out", ".err", ".yaml"] {
         if let Some(b) = file.strip_suffix(suffix) {
@@ -123,82 +93,53 @@ fn base_name(file: &str) -> (&str, &str) {
     (file, "")
 }
 
-/// Stores the uploaded files of one signal as results, one per script
-/// (`x`, `x.out`, `x.err`, `x.yaml` belong together); a newer result of the
-/// same script and type replaces the older one.
-#[allow(clippy::too_many_arguments)]
-pub fn store_results(
-    conn: &mut DbConn,
-    sid: &SystemId,
-    result_type: &str,
-    name: Option<&str>,
+/// Groups the uploaded files of one signal into one report per script
+/// (`x`, `x.out`, `x.err`, `x.yaml` belong together: combined output,
+/// stdout, stderr, result). `name` renames a lone report (MAAS's runner
+/// names the script it reports on); user scripts get their id.
+pub fn reports_from_files(
     files: &[(String, Vec<u8>)],
-    exit_status: Option<i64>,
-    runtime: Option<f64>,
-    now_ms: i64,
-) -> Result<Vec<ScriptResult>, ApiError> {
-    let mut results: Vec<ScriptResult> = Vec::new();
+    name: Option<&str>,
+    exit_status: Option<i32>,
+    runtime_ms: Option<i64>,
+    timed_out: bool,
+    custom: &[(i64, CustomScript)],
+) -> Vec<Report> {
+    let mut reports: Vec<Report> = Vec::new();
     for (file, data) in files {
         let (base, suffix) = base_name(file);
-        let text = String::from_utf8_lossy(data).into_owned();
-        let idx = match results.iter().position(|r| r.name == base) {
+        let idx = match reports.iter().position(|r| r.name == base) {
             Some(i) => i,
             None => {
-                results.push(ScriptResult {
+                reports.push(Report {
                     name: base.to_owned(),
-                    result_type: result_type.to_owned(),
                     exit_status,
-                    output: String::new(),
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    runtime,
-                    updated: now_ms,
+                    timed_out,
+                    runtime_ms,
+                    ..Report::default()
                 });
-                results.len() - 1
+                reports.len() - 1
             }
         };
-        let r = &mut results[idx];
-        match suffix {
-            ".out" => r.stdout = text,
-            ".err" => r.stderr = text,
-            ".yaml" => {}
-            _ => r.output = text,
-        }
+        let r = &mut reports[idx];
+        let slot = match suffix {
+            ".out" => &mut r.stdout,
+            ".err" => &mut r.stderr,
+            ".yaml" => &mut r.result,
+            _ => &mut r.output,
+        };
+        *slot = Some(data.clone());
     }
-    if let (Some(n), [only]) = (name, results.as_mut_slice()) {
+    if let (Some(n), [only]) = (name, reports.as_mut_slice()) {
         only.name = n.to_owned();
     }
-    let existing = list_results(conn, sid)?;
-    for r in &results {
-        for (id, old) in &existing {
-            if old.name == r.name && old.result_type == r.result_type {
-                objects::delete(conn, RESULT_KIND, *id)?;
-            }
-        }
-        let data = match serde_json::to_value(r).map_err(ApiError::internal)? {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
-        objects::insert(conn, RESULT_KIND, sid.as_str(), &data)?;
+    for r in &mut reports {
+        r.script_id = custom
+            .iter()
+            .find(|(_, s)| s.name == r.name)
+            .map(|(id, _)| *id);
     }
-    Ok(results)
-}
-
-/// Every stored result of a machine with its object id, oldest first.
-pub fn list_results(
-    conn: &mut DbConn,
-    sid: &SystemId,
-) -> Result<Vec<(i64, ScriptResult)>, ApiError> {
-    let mut out = Vec::new();
-    for o in objects::list(conn, RESULT_KIND)? {
-        if o.name != sid.as_str() {
-            continue;
-        }
-        if let Ok(r) = serde_json::from_value::<ScriptResult>(Value::Object(o.data)) {
-            out.push((o.id, r));
-        }
-    }
-    Ok(out)
+    reports
 }
 
 /// The `index.json` MAAS's runner reads: the builtin commissioning scripts
@@ -282,6 +223,44 @@ mod tests {
         );
         assert_eq!(base_name("x.yaml"), ("x", ".yaml"));
         assert_eq!(base_name("plain"), ("plain", ""));
+    }
+
+    #[test]
+    fn files_become_one_report_per_script() {
+        let files = vec![
+            ("a".to_owned(), b"all".to_vec()),
+            ("a.out".to_owned(), b"out".to_vec()),
+            ("a.err".to_owned(), b"err".to_vec()),
+            ("a.yaml".to_owned(), b"y: 1".to_vec()),
+            ("b.out".to_owned(), b"b".to_vec()),
+        ];
+        let custom = vec![(
+            7,
+            CustomScript {
+                name: "b".into(),
+                title: String::new(),
+                description: String::new(),
+                tags: vec![],
+                script_type: "testing".into(),
+                timeout_seconds: 0,
+                destructive: false,
+                comment: String::new(),
+                script: "#!/bin/sh".into(),
+            },
+        )];
+        let r = reports_from_files(&files, None, Some(0), Some(1500), false, &custom);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].name, "a");
+        assert_eq!(r[0].output.as_deref(), Some(&b"all"[..]));
+        assert_eq!(r[0].stdout.as_deref(), Some(&b"out"[..]));
+        assert_eq!(r[0].stderr.as_deref(), Some(&b"err"[..]));
+        assert_eq!(r[0].result.as_deref(), Some(&b"y: 1"[..]));
+        assert_eq!(r[0].script_id, None);
+        assert_eq!((r[1].name.as_str(), r[1].script_id), ("b", Some(7)));
+        assert_eq!(r[1].output, None);
+        // A lone report takes the signal's name.
+        let r = reports_from_files(&files[4..], Some("zz"), None, None, false, &[]);
+        assert_eq!(r[0].name, "zz");
     }
 
     #[test]

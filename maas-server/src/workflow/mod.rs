@@ -172,7 +172,10 @@ pub fn record(conn: &mut DbConn, m: &Machine, out: &Outcome, now_ms: i64) -> Res
             Effect::PowerOff(StopMode::Hard) => store::add_job(conn, &sid, "off:hard", now_ms)?,
             Effect::PowerCycle => store::add_job(conn, &sid, "cycle", now_ms)?,
             Effect::QueryPower => store::add_job(conn, &sid, "query", now_ms)?,
-            Effect::DeleteMachine => store::forget(conn, &sid)?,
+            Effect::DeleteMachine => {
+                store::forget(conn, &sid)?;
+                crate::metadata::results::forget(conn, &sid)?;
+            }
             _ => {}
         }
     }
@@ -227,62 +230,34 @@ pub(crate) fn try_apply_event(
         store::forget(conn, system_id.as_str())?;
         return Ok(Some(Applied::NoMachine));
     };
-    let cfg = crate::api::machine_ops::lifecycle_config(conn)
-        .map_err(|e| Error::Refused(format!("reading the life-cycle settings: {e:?}")))?;
-    let before = sm.record.machine.clone();
-    let out = match signals::handle(&before, event, Timestamp(now_ms), &cfg) {
+    let cfg = crate::api::machine_ops::lifecycle_config(conn).map_err(api_error)?;
+    let before = sm.record.machine.status;
+    let out = match signals::handle(&sm.record.machine, event, Timestamp(now_ms), &cfg) {
         Ok(o) => o,
         Err(r) => return Ok(Some(Applied::Refused(format!("{r:?}")))),
     };
-    out.apply_to(&mut sm.record.machine);
-    for e in &out.effects {
-        match e {
-            Effect::ClearOwnerData => sm.record.extra.owner_data.clear(),
-            Effect::SetUserData(None) => sm.record.extra.user_data.clear(),
-            _ => {}
-        }
-    }
-    if sm.record.machine == before && out.effects.iter().all(is_field_effect) {
+    // A repeated observation (the same power state again) writes nothing:
+    // no version bump, no event line.
+    let mut probe = sm.record.machine.clone();
+    out.apply_to(&mut probe);
+    if probe == sm.record.machine && out.effects.iter().all(is_field_effect) {
         return Ok(Some(Applied::Unchanged));
     }
-    prepare(conn, &mut sm.record.machine, &out, now_ms)?;
-    let m = &sm.record.machine;
-    let failed = m.status.is_failed() && !before.status.is_failed();
-    if !failed {
-        sm.record.extra.status_message = out.event.clone();
-    } else {
-        sm.record.extra.status_message = m.error_description.clone();
-    }
-    if !machines::update(conn, &sm, now_ms)? {
-        return Ok(None);
-    }
-    record(conn, m, &out, now_ms)?;
-    let desc = if before.status == m.status {
-        out.event.clone()
-    } else {
-        format!(
-            "{} ({} -> {})",
-            out.event,
-            before.status.label(),
-            m.status.label()
-        )
-    };
-    events::add(
-        conn,
-        &events::NewEvent {
-            system_id: m.system_id.as_str(),
-            hostname: &m.hostname,
-            username: "",
-            level: if failed { "ERROR" } else { "INFO" },
-            type_name: m.status.label(),
-            description: &desc,
-        },
-        now_ms,
-    )?;
-    Ok(Some(Applied::Changed {
-        from: before.status,
-        to: m.status,
+    // The same path the REST API and the metadata API take: field effects
+    // (default storage layout, owner data, user data), the deadline
+    // override, workflow rows, power jobs and the event line.
+    let committed = crate::api::machine_ops::commit_outcome(conn, "", &mut sm, out, now_ms)
+        .map_err(api_error)?;
+    Ok(committed.map(|_| Applied::Changed {
+        from: before,
+        to: sm.record.machine.status,
     }))
+}
+
+/// The REST layer's error, as this crate's (the runner has no HTTP caller
+/// to answer).
+pub(crate) fn api_error(e: crate::api::ApiError) -> Error {
+    Error::Refused(format!("{} {:?}", e.status, e.body))
 }
 
 /// Effects that only change the machine's fields (nothing to record when

@@ -295,12 +295,13 @@ impl Runner {
             "query" => PowerAction::Query,
             other => {
                 let (jid, what) = (job.id, format!("Unknown power job '{other}' dropped"));
+                let now = self.now_ms();
                 self.state
                     .pool
                     .run(move |c| {
                         c.write_tx(|c| {
                             store::delete_job(c, jid)?;
-                            note(c, &sm, "ERROR", "Power error", &what, 0)
+                            note(c, &sm, "ERROR", "Power error", &what, now)
                         })
                     })
                     .await?;
@@ -477,14 +478,15 @@ fn finish_job(
             if failing {
                 // The operation cannot go on without its power action: fail it
                 // now rather than at its deadline (MAAS marks the node failed).
-                c.write_tx(|c| {
-                    fail_now(
-                        c,
-                        id,
-                        &format!("{} failed: {err}", action_label(action)),
-                        now,
-                    )
-                })?;
+                let why = format!("{} failed: {err}", action_label(action));
+                for _ in 0..20 {
+                    if c.write_tx(|c| fail_now(c, id, &why, now))? {
+                        return Ok(());
+                    }
+                }
+                return Err(Error::Refused(format!(
+                    "machine {id} kept changing while failing its operation"
+                )));
             }
             Ok(())
         }
@@ -492,29 +494,20 @@ fn finish_job(
 }
 
 /// Marks the machine's operation failed with `why`, as the status monitor
-/// would at the deadline.
-fn fail_now(c: &mut DbConn, id: &SystemId, why: &str, now: i64) -> Result<()> {
+/// would at the deadline, through the same commit path as every other
+/// transition. `Ok(false)` when a concurrent write won (retry).
+fn fail_now(c: &mut DbConn, id: &SystemId, why: &str, now: i64) -> Result<bool> {
     let Some(mut sm) = machines::get(c, id)? else {
-        return Ok(());
+        return Ok(true);
     };
-    let before = sm.record.machine.status;
     let Ok(out) = maas_core::signals::mark_failed(&sm.record.machine, why) else {
-        return Ok(());
+        return Ok(true);
     };
-    out.apply_to(&mut sm.record.machine);
-    super::prepare(c, &mut sm.record.machine, &out, now)?;
-    sm.record.extra.status_message = why.to_owned();
-    if machines::update(c, &sm, now)? {
-        let m = &sm.record.machine;
-        super::record(c, m, &out, now)?;
-        note(
-            c,
-            &sm,
-            "ERROR",
-            m.status.label(),
-            &format!("{} ({} -> {})", out.event, before.label(), m.status.label()),
-            now,
-        )?;
+    if out.status == sm.record.machine.status {
+        // NEW or already failed: nothing to record.
+        return Ok(true);
     }
-    Ok(())
+    let done = crate::api::machine_ops::commit_outcome(c, "", &mut sm, out, now)
+        .map_err(super::api_error)?;
+    Ok(done.is_some())
 }

@@ -176,6 +176,37 @@ async fn signals_and_webhook_events_move_the_machine() {
         .await;
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("00-maas-07-block-devices"), "{body}");
+    // One set for this run, in the script results tables; output only on
+    // request, base64 as MAAS.
+    let sets: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sets.as_array().unwrap().len(), 1, "{sets}");
+    assert_eq!(sets[0]["type_name"], "Commissioning");
+    assert_eq!(sets[0]["status_name"], "Passed");
+    assert!(sets[0]["results"][0].get("output").is_none(), "{sets}");
+    let base = format!("/MAAS/api/2.0/nodes/{}/results", n.sid);
+    let (st, body) = f
+        .get(&format!(
+            "{base}/current-commissioning/?include_output=1&filters=00-maas-02-meminfo"
+        ))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let set: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(set["id"], sets[0]["id"]);
+    let rs = set["results"].as_array().unwrap();
+    assert_eq!(rs.len(), 1, "{set}");
+    assert_eq!(rs[0]["name"], "00-maas-02-meminfo");
+    assert_eq!(
+        (rs[0]["status_name"].as_str(), rs[0]["exit_status"].as_i64()),
+        (Some("Passed"), Some(0))
+    );
+    use base64::Engine;
+    let out = base64::engine::general_purpose::STANDARD
+        .decode(rs[0]["output"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(out, b"MemTotal: 8388608 kB\n");
+    assert_eq!(f.get(&format!("{base}/current-bogus/")).await.0, 400);
+    assert_eq!(f.get(&format!("{base}/999999/")).await.0, 404);
+    assert_eq!(f.get(&format!("{base}/current-testing/")).await.0, 404);
 
     // The webhook: 401 without a token, 400 on a bad body, 204 otherwise.
     let hook = format!("/MAAS/metadata/status/{}", n.sid);

@@ -303,6 +303,21 @@ async fn an_unreachable_bmc_fails_the_operation_after_its_attempts() {
             .iter()
             .any(|e| e.level == "ERROR" && e.type_name == "Power error")
     );
+    // The failure went through the API's commit path: the reason is the
+    // status message, one ERROR transition event, the version bumped.
+    assert_eq!(
+        sm.record.extra.status_message,
+        sm.record.machine.error_description
+    );
+    let transitions: Vec<_> = rig
+        .events(&id)
+        .into_iter()
+        .filter(|e| e.description.contains("(Deploying -> Failed deployment)"))
+        .collect();
+    assert_eq!(transitions.len(), 1, "{transitions:?}");
+    assert_eq!(transitions[0].level, "ERROR");
+    assert_eq!(transitions[0].type_name, "Failed deployment");
+    assert!(rig.operation(&id).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

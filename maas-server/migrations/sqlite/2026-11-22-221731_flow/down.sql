@@ -1,0 +1,2 @@
+DROP TABLE script_results;
+DROP TABLE script_sets;
