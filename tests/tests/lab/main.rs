@@ -12,3 +12,4 @@ mod harness;
 mod images;
 mod installer;
 mod power;
+mod scenario;
