@@ -10,7 +10,7 @@
 //! Failed deployment with its reason in the events, and a VM that never
 //! boots ends in Failed commissioning after a shortened node timeout.
 //!
-//! `maasd` runs in the host's namespace on the lab's veth (192.0.2.254): its
+//! `maasd` runs in the host's namespace on the lab's veth (`LAB_HOST_IP`): its
 //! API and metadata on that address, DHCP/TFTP/HTTP boot on the interface.
 //! Every phase's time goes to stderr (and BENCHMARKS.md `## Netboot lab`).
 
@@ -41,13 +41,13 @@ struct Region {
 }
 
 impl Region {
-    fn start(config: &str) -> Region {
+    fn start(host_ip: &str, config: &str) -> Region {
         let dir = tempfile::Builder::new()
             .prefix("maas-rs-scenario-")
             .tempdir()
             .expect("tempdir");
         // A port free on the lab address (bound and released).
-        let port = std::net::TcpListener::bind("192.0.2.254:0")
+        let port = std::net::TcpListener::bind((host_ip, 0))
             .expect("the lab's host address")
             .local_addr()
             .expect("addr")
@@ -55,7 +55,7 @@ impl Region {
         let cfg = dir.path().join("maasd.toml");
         let mut r = Region {
             child: None,
-            addr: format!("192.0.2.254:{port}"),
+            addr: format!("{host_ip}:{port}"),
             log: dir.path().join("maasd.log"),
             dir,
             config: cfg,
@@ -332,6 +332,8 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     let mut phases = Phases(Vec::new(), Instant::now());
     let lab = Lab::up(2).expect("lab up");
     let host_if = lab.var("LAB_HOST_IF").to_owned();
+    let host_ip = lab.var("LAB_HOST_IP").to_owned();
+    let net = lab.var("LAB_NET").to_owned();
     phases.done("lab up");
 
     let work = tempfile::tempdir().expect("tempdir");
@@ -342,13 +344,13 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     let config = |timeout: &str| {
         format!(
             "[workflow]\ntick_ms = 500\npower_poll_secs = 0\n{timeout}\n\
-             [rack]\naddress = \"192.0.2.254\"\ninterface = \"{host_if}\"\n\
+             [rack]\naddress = \"{host_ip}\"\ninterface = \"{host_if}\"\n\
              images_dir = \"{}\"\nloaders_dir = \"{}\"\nregion_url = \"{{region_url}}\"\nrefresh_ms = 500\n",
             store_dir.display(),
             loaders_dir.display()
         )
     };
-    let mut region = Region::start(&config(""));
+    let mut region = Region::start(&host_ip, &config(""));
     region.manage(&[
         "createadmin",
         "--username",
@@ -381,7 +383,7 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         &api,
         "POST",
         "/MAAS/api/2.0/subnets/",
-        &[("cidr", "192.0.2.0/24")],
+        &[("cidr", &format!("{net}.0/24"))],
     );
     ok_json(
         &api,
@@ -389,8 +391,8 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         "/MAAS/api/2.0/ipranges/",
         &[
             ("type", "dynamic"),
-            ("start_ip", "192.0.2.100"),
-            ("end_ip", "192.0.2.150"),
+            ("start_ip", &format!("{net}.100")),
+            ("end_ip", &format!("{net}.150")),
         ],
     );
     let fabrics = ok_json(&api, "GET", "/MAAS/api/2.0/fabrics/", &[]);
