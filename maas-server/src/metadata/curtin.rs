@@ -66,9 +66,16 @@ pub fn user_data(
         .architecture
         .split_once('/')
         .unwrap_or((m.architecture.as_str(), "generic"));
-    let image = images::registered(conn)?
-        .and_then(|r| images::install_image(&r, &m.osystem, arch, subarch, &m.distro_series));
-    match image {
+    // No rack has told where its images are (a region without an
+    // in-process rack): the configuration goes out without `sources:`.
+    let Some(rack) = images::registered(conn)? else {
+        return Ok(MetaReply::Body(
+            200,
+            "application/octet-stream",
+            yaml.into_bytes(),
+        ));
+    };
+    match images::install_image(&rack, &m.osystem, arch, subarch, &m.distro_series) {
         Some(i) => {
             if !yaml.ends_with('\n') {
                 yaml.push('\n');

@@ -337,10 +337,12 @@ fn signal(conn: &mut DbConn, req: &Req<'_>, sm: &mut StoredMachine) -> Result<Me
             runtime,
             req.now_ms,
         )?;
-        // A failed script's output is kept but not believed.
+        // A failed script's output is kept but not believed. Enlistment
+        // (a NEW machine) runs the commissioning scripts too, and MAAS
+        // keeps what they found.
         if matches!(
             status_before,
-            NodeStatus::Commissioning | NodeStatus::Deployed
+            NodeStatus::New | NodeStatus::Commissioning | NodeStatus::Deployed
         ) && exit_status.is_none_or(|s| s == 0)
         {
             apply_hardware(conn, sm, &files, req.now_ms)?;
