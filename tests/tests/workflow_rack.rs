@@ -316,7 +316,8 @@ fn scenario(lab: &Lab, database_url: Option<String>) {
     let tftp_url = format!("tftp://10.213.0.1/{cfg_path}");
     let enlist = fetch(&tftp_url);
     assert!(enlist.contains("maas-enlist"), "{enlist}");
-    assert!(enlist.contains("ga-24.04/noble"), "{enlist}");
+    // The commissioning release from the settings (seeded: jammy).
+    assert!(enlist.contains("ga-22.04/jammy"), "{enlist}");
 
     // The machine is added with that MAC and commissioned: its own config.
     let spec = json!([{

@@ -228,6 +228,9 @@ fn grub(p: &BootParams, rack: IpAddr, template: &str) -> String {
     s
 }
 
+/// iPXE on UEFI starts the kernel through its EFI stub, which finds the
+/// initrd only by the `initrd=<name>` argument (iPXE before 2021 does not
+/// pass it implicitly); BIOS kernels ignore the argument.
 fn ipxe(p: &BootParams, rack: IpAddr) -> String {
     let mut s = String::from("#!ipxe\n");
     match p.purpose {
@@ -247,8 +250,8 @@ fn ipxe(p: &BootParams, rack: IpAddr) -> String {
                 s,
                 "echo Booting under MAAS direction ({purpose})...\n\
                  kernel {images}{kernel}\n\
-                 initrd {images}{initrd}\n\
-                 imgargs {name} {cmdline} BOOTIF=01-${{mac:hexhyp}}\n\
+                 initrd --name initrd {images}{initrd}\n\
+                 imgargs {name} initrd=initrd {cmdline} BOOTIF=01-${{mac:hexhyp}}\n\
                  boot\n",
                 purpose = p.purpose.as_str(),
                 kernel = p.kernel,

@@ -145,6 +145,9 @@ pub fn commit_outcome(
                     .unwrap_or_default();
             }
             Effect::ApplyDefaultStorageLayout => apply_default_layout(sm),
+            Effect::RunScripts(maas_core::actions::Scripts::Erase(mode)) => {
+                sm.record.extra.erase_mode = Some(*mode);
+            }
             _ => {}
         }
     }

@@ -65,6 +65,7 @@ fn default_config() -> Vec<(&'static str, Value)> {
         ("default_osystem", json!("ubuntu")),
         ("default_distro_series", json!("jammy")),
         ("default_min_hwe_kernel", json!("")),
+        ("commissioning_osystem", json!("ubuntu")),
         ("commissioning_distro_series", json!("jammy")),
         ("enable_analytics", json!(false)),
         ("enable_third_party_drivers", json!(true)),

@@ -56,6 +56,9 @@ pub struct MachineExtra {
     pub enable_hw_sync: bool,
     /// Whether kernel crash dumps were requested at deploy.
     pub enable_kernel_crash_dump: bool,
+    /// How the last release asked the disks to be erased (what the
+    /// `wipe-disks` script the erasing environment gets does).
+    pub erase_mode: Option<maas_core::actions::EraseMode>,
 }
 
 /// What a machine row stores.

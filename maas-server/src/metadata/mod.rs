@@ -9,7 +9,8 @@
 //!
 //! This module owns the URL map (versions `latest` and `2012-03-01`, extra
 //! slashes tolerated, anything else 404 as MAAS), node authentication and
-//! the replies; [`node`] the per-node endpoints, [`status`] the webhook,
+//! the replies; [`node`] the per-node endpoints, [`curtin`] the installer's
+//! configuration, [`erase`] the disk-erasing scripts, [`status`] the webhook,
 //! [`scripts`] the script catalogue, [`results`] the script results tables
 //! and [`rest`] their REST API side (`scripts/`, `nodes/{id}/results/`). Every report becomes
 //! a `maas_core::signals::Event`, and its outcome is persisted through
@@ -33,6 +34,8 @@ use crate::db::users::{self, Token};
 use crate::db::{DbConn, objects};
 use crate::oauth;
 
+pub mod curtin;
+pub mod erase;
 pub mod node;
 pub mod rest;
 pub mod results;

@@ -181,7 +181,15 @@ pub fn node(
             Ok(MetaReply::text(items.join("\n")))
         }
         (&Method::GET, ["meta-data", item]) => meta_data(conn, req, &token, &sm, item),
+        (&Method::GET, ["user-data"]) if curtin && super::curtin::wants_config(&sm) => {
+            super::curtin::user_data(conn, req, &token, &sm)
+        }
         (&Method::GET, ["user-data"]) => user_data(conn, req, &mut sm, curtin),
+        (&Method::GET, ["maas-scripts" | "maas-commissioning-scripts"])
+            if sm.record.machine.status == NodeStatus::DiskErasing =>
+        {
+            super::erase::tarball(&sm)
+        }
         (&Method::GET, ["maas-scripts" | "maas-commissioning-scripts"]) => {
             scripts::tarball(conn, &sm)
         }
@@ -332,9 +340,11 @@ fn signal(conn: &mut DbConn, req: &Req<'_>, sm: &mut StoredMachine) -> Result<Me
         );
         results::store(conn, &sid, result_type, &reports, req.now_ms)?;
         // A failed script's output is kept but not believed.
+        // Enlistment (a NEW machine) runs the commissioning scripts too, and
+        // MAAS keeps what they found.
         if matches!(
             status_before,
-            NodeStatus::Commissioning | NodeStatus::Deployed
+            NodeStatus::New | NodeStatus::Commissioning | NodeStatus::Deployed
         ) && exit_status.is_none_or(|s| s == 0)
         {
             apply_hardware(conn, sm, &files, result_type, req.now_ms)?;
@@ -405,6 +415,14 @@ fn apply_hardware(
             )?;
         }
     }
+    // The firmware the machine runs (machine-resources `system.firmware`):
+    // the storage layout needs an ESP on UEFI. The rack cannot always tell
+    // (an iPXE ROM asks the same way from BIOS and UEFI), the machine can.
+    for (name, data) in files {
+        if let Some(bm) = firmware_boot_method(name, data) {
+            sm.record.machine.boot_method = bm;
+        }
+    }
     if report.is_empty() {
         return Ok(());
     }
@@ -450,4 +468,48 @@ fn apply_hardware(
     }
     let sid = sm.record.machine.system_id.clone();
     sync_macs(conn, &sid, &changes)
+}
+
+/// `uefi`/`bios` from the machine-resources output (`50-maas-01-commissioning`)
+/// as a boot method; `None` for other outputs or when it does not say.
+fn firmware_boot_method(name: &str, data: &[u8]) -> Option<maas_core::BootMethod> {
+    if !name.ends_with("maas-01-commissioning") && name != "maas-machine-resources" {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(data).ok()?;
+    let system = v
+        .pointer("/resources/system")
+        .or_else(|| v.pointer("/system"))?;
+    match system.pointer("/firmware/type")?.as_str()? {
+        "uefi" | "efi" => Some(maas_core::BootMethod::Uefi),
+        "bios" => Some(maas_core::BootMethod::Pxe),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_type_gives_the_boot_method() {
+        let uefi = br#"{"resources": {"system": {"firmware": {"type": "uefi"}}}}"#;
+        let bios = br#"{"resources": {"system": {"firmware": {"type": "bios"}}}}"#;
+        let name = "50-maas-01-commissioning";
+        assert_eq!(
+            firmware_boot_method(name, uefi),
+            Some(maas_core::BootMethod::Uefi)
+        );
+        assert_eq!(
+            firmware_boot_method(name, bios),
+            Some(maas_core::BootMethod::Pxe)
+        );
+        // Other outputs, unreadable JSON and a silent firmware say nothing.
+        assert_eq!(
+            firmware_boot_method("40-maas-01-network-interfaces", uefi),
+            None
+        );
+        assert_eq!(firmware_boot_method(name, b"not json"), None);
+        assert_eq!(firmware_boot_method(name, br#"{"resources": {}}"#), None);
+    }
 }

@@ -9,6 +9,8 @@
 //!   `rack_leases` / `rack_unknown_macs` tables; [`dhcp::load_config`]
 //!   builds the served subnets from the API's subnets whose VLAN has
 //!   `dhcp_on`, refreshed every `refresh_ms`.
+//! - [`images`] records where the rack serves its image store, so the
+//!   metadata API can point the installer at a release's root image.
 //! - [`start`] binds the sockets and runs maas-boot's own loops (pure
 //!   handler + thin tokio loop); nothing here reimplements them.
 
@@ -25,6 +27,7 @@ use crate::AppState;
 use crate::error::{Error, Result};
 
 pub mod dhcp;
+pub mod images;
 pub mod source;
 
 /// `[rack]` in the `maasd` configuration file.
@@ -140,6 +143,18 @@ pub async fn start(
         Some(d) => Some(state.images.open_store(d)?),
         None => None,
     };
+    // The region names deployable images by the URL this rack serves them
+    // at (curtin's `sources:`), as MAAS asks its racks.
+    if let (Some(store), true) = (&store, cfg.http_port != 0) {
+        let reg = images::RackImages {
+            images_dir: store.root().to_owned(),
+            http_base: format!("http://{}:{}/images/", cfg.address, cfg.http_port),
+        };
+        let st = state.clone();
+        st.pool
+            .run(move |c| c.write_tx(|c| images::register(c, &reg)))
+            .await?;
+    }
     let source = Arc::new(source::DbBootSource::new(
         state.clone(),
         store.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use maas_boot::bootconfig::{BootConfigSource, BootParams, BootRequest, Purpose, RootFs};
 use maas_core::MacAddress;
-use maas_core::boot::{BootPurpose, boot_purpose};
+use maas_core::boot::boot_purpose;
 
 use crate::AppState;
 use crate::db::machines::{self, StoredMachine};
@@ -46,6 +46,37 @@ fn ubuntu_version(series: &str) -> &'static str {
     }
 }
 
+/// The release the ephemeral environment runs: MAAS's
+/// `commissioning_osystem` / `commissioning_distro_series` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// Operating system (`ubuntu`, `debian`, …).
+    pub osystem: String,
+    /// Release name (`noble`, `bookworm`, …).
+    pub series: String,
+}
+
+impl Default for Release {
+    fn default() -> Self {
+        // MAAS's own defaults when nothing was configured.
+        Self {
+            osystem: "ubuntu".into(),
+            series: "noble".into(),
+        }
+    }
+}
+
+/// The commissioning release from the settings (defaults where unset).
+pub fn commissioning_release(conn: &mut crate::db::DbConn) -> crate::Result<Release> {
+    let d = Release::default();
+    let os = crate::api::resources::config_str(conn, "commissioning_osystem")?;
+    let series = crate::api::resources::config_str(conn, "commissioning_distro_series")?;
+    Ok(Release {
+        osystem: if os.is_empty() { d.osystem } else { os },
+        series: if series.is_empty() { d.series } else { series },
+    })
+}
+
 impl DbBootSource {
     /// Answers from `state`'s database and, when given, the image store.
     pub fn new(
@@ -61,10 +92,22 @@ impl DbBootSource {
     }
 
     /// Kernel, initrd and root filesystem paths under `/images/` for
-    /// `series` on `arch`: from the store when it has them, else MAAS's
+    /// `os`/`series` on `arch`: from the store when it has them, else MAAS's
     /// conventional names (the loader then reports the missing file).
-    fn files(&self, arch: &str, subarch: &str, series: &str) -> (String, String, Option<RootFs>) {
-        let kernel_name = format!("ga-{}", ubuntu_version(series));
+    fn files(
+        &self,
+        os: &str,
+        arch: &str,
+        subarch: &str,
+        series: &str,
+    ) -> (String, String, Option<RootFs>) {
+        // Ubuntu kernels are published per HWE flavour (`ga-24.04`); other
+        // systems under `generic` (or the machine's own subarch).
+        let kernel_name = if os == "ubuntu" {
+            format!("ga-{}", ubuntu_version(series))
+        } else {
+            "generic".to_owned()
+        };
         if let Some(store) = &self.store {
             let images = store.root().join("images");
             let rel = |p: &std::path::Path| {
@@ -73,8 +116,9 @@ impl DbBootSource {
                     .unwrap_or_else(|_| p.display().to_string())
             };
             let found = store
-                .boot_files("ubuntu", arch, subarch, series)
-                .or_else(|| store.boot_files("ubuntu", arch, &kernel_name, series));
+                .boot_files(os, arch, subarch, series)
+                .or_else(|| store.boot_files(os, arch, &kernel_name, series))
+                .or_else(|| store.boot_files(os, arch, "generic", series));
             if let Some(b) = found {
                 let root = match (&b.squashfs, &b.root_image) {
                     (Some(s), _) => Some(RootFs::Squashfs(rel(s))),
@@ -84,7 +128,7 @@ impl DbBootSource {
                 return (rel(&b.kernel), rel(&b.initrd), root);
             }
         }
-        let base = format!("ubuntu/{arch}/{kernel_name}/{series}/stable");
+        let base = format!("{os}/{arch}/{kernel_name}/{series}/stable");
         (
             format!("{base}/boot-kernel"),
             format!("{base}/boot-initrd"),
@@ -92,7 +136,12 @@ impl DbBootSource {
         )
     }
 
-    fn params(&self, machine: Option<&StoredMachine>, arch_hint: Option<&str>) -> BootParams {
+    fn params(
+        &self,
+        machine: Option<&StoredMachine>,
+        arch_hint: Option<&str>,
+        commissioning: &Release,
+    ) -> BootParams {
         let m = machine.map(|s| &s.record.machine);
         let purpose = boot_purpose(m);
         let (arch, subarch) = m
@@ -106,15 +155,34 @@ impl DbBootSource {
                     "generic".to_owned(),
                 )
             });
-        // The ephemeral environment runs the commissioning release; an
-        // install boots the release being deployed.
-        let series = match (purpose, m) {
-            (BootPurpose::Xinstall, Some(m)) if !m.distro_series.is_empty() => {
-                m.distro_series.clone()
-            }
-            _ => "noble".to_owned(),
+        let mut purpose: Purpose = purpose.into();
+        if purpose == Purpose::Xinstall && m.is_some_and(|m| m.ephemeral_deploy) {
+            purpose = Purpose::Ephemeral;
+        }
+        if matches!(
+            m.map(|m| m.status),
+            Some(maas_core::NodeStatus::EnteringRescueMode | maas_core::NodeStatus::RescueMode)
+        ) {
+            purpose = Purpose::Rescue;
+        }
+        // As MAAS: enlistment, commissioning, testing, rescue and erasing
+        // run the commissioning release's ephemeral environment, and so does
+        // an installation (the installer runs there and writes the
+        // machine's own release to disk, see `metadata::curtin`). Only a
+        // deployment to memory boots the deployed release itself.
+        let release = match (purpose, m) {
+            (Purpose::Ephemeral, Some(m)) if !m.distro_series.is_empty() => Release {
+                osystem: if m.osystem.is_empty() {
+                    commissioning.osystem.clone()
+                } else {
+                    m.osystem.clone()
+                },
+                series: m.distro_series.clone(),
+            },
+            _ => commissioning.clone(),
         };
-        let (kernel, initrd, rootfs) = self.files(&arch, &subarch, &series);
+        let series = release.series.clone();
+        let (kernel, initrd, rootfs) = self.files(&release.osystem, &arch, &subarch, &series);
         let (hostname, preseed_url) = match m {
             Some(m) => (
                 m.hostname.clone(),
@@ -131,16 +199,6 @@ impl DbBootSource {
                 ),
             ),
         };
-        let mut purpose: Purpose = purpose.into();
-        if purpose == Purpose::Xinstall && m.is_some_and(|m| m.ephemeral_deploy) {
-            purpose = Purpose::Ephemeral;
-        }
-        if matches!(
-            m.map(|m| m.status),
-            Some(maas_core::NodeStatus::EnteringRescueMode | maas_core::NodeStatus::RescueMode)
-        ) {
-            purpose = Purpose::Rescue;
-        }
         BootParams {
             purpose,
             hostname,
@@ -172,16 +230,19 @@ fn normalise_arch(a: &str) -> &str {
 #[async_trait::async_trait]
 impl BootConfigSource for DbBootSource {
     async fn boot_params(&self, request: &BootRequest) -> maas_boot::Result<BootParams> {
-        let machine = match request.mac {
-            Some(mac) => {
-                let st = self.state.clone();
-                st.pool
-                    .run(move |c| machine_by_mac(c, mac))
-                    .await
-                    .map_err(|e| maas_boot::Error::NotFound(format!("machine lookup: {e}")))?
-            }
-            None => None,
-        };
-        Ok(self.params(machine.as_ref(), request.arch.as_deref()))
+        let mac = request.mac;
+        let st = self.state.clone();
+        let (machine, release) = st
+            .pool
+            .run(move |c| {
+                let m = match mac {
+                    Some(mac) => machine_by_mac(c, mac)?,
+                    None => None,
+                };
+                Ok((m, commissioning_release(c)?))
+            })
+            .await
+            .map_err(|e| maas_boot::Error::NotFound(format!("machine lookup: {e}")))?;
+        Ok(self.params(machine.as_ref(), request.arch.as_deref(), &release))
     }
 }

@@ -57,11 +57,14 @@ finish() { # RESULT DESCRIPTION: cloud-init's last event, then the power state
 }
 
 # --- BMC details: SMBIOS OEM strings the lab gives each VM (in-band detection) --
+# The per-entry files need the dmi-sysfs module; the raw table is always there.
 bmc_params() {
-  for f in /sys/firmware/dmi/entries/11-*/raw; do
-    [ -f "$f" ] || continue
-    tr '\0' '\n' < "$f" | sed -n 's/^maas-power: //p'
-  done | head -n 1
+  {
+    for f in /sys/firmware/dmi/entries/11-*/raw; do
+      [ -f "$f" ] && tr '\0' '\n' < "$f"
+    done
+    [ -r /sys/firmware/dmi/tables/DMI ] && tr -c '[:print:]' '\n' < /sys/firmware/dmi/tables/DMI
+  } | sed -n 's/^maas-power: //p' | head -n 1
 }
 
 # --- enlistment -------------------------------------------------------------------

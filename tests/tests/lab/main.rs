@@ -12,3 +12,6 @@ mod harness;
 mod images;
 mod installer;
 mod power;
+// UNFINISHED, not wired in: tests/tests/lab/scenario.rs (the MAAS scenario
+// under maasd) enlists both VMs but still fails at the BMC details; see
+// tests/lab/README.md.

@@ -1,0 +1,54 @@
+"""The admin's side of the netboot-lab scenario, through python-libmaas 0.6.8.
+
+Run by tests/tests/lab/scenario.rs with MAAS_URL and MAAS_KEY set:
+
+    lab_scenario.py sshkey KEY
+    lab_scenario.py commission SYSTEM_ID...
+    lab_scenario.py deploy DISTRO_SERIES USER_DATA_FILE SYSTEM_ID...
+    lab_scenario.py release [--quick-erase] SYSTEM_ID...
+
+Each action is asked for and not waited on (the test watches the machines
+reach their states); every machine's new status is printed as
+"<system_id> <status name>", and the last line is "DONE".
+"""
+
+import os
+import sys
+
+from maas.client import connect
+
+c = connect(os.environ["MAAS_URL"], apikey=os.environ["MAAS_KEY"])
+action, args = sys.argv[1], sys.argv[2:]
+
+if action == "sshkey":
+    key = c.ssh_keys.create(args[0])
+    assert key.key == args[0], key
+    print("sshkey", key.id)
+elif action == "commission":
+    for sid in args:
+        m = c.machines.get(system_id=sid)
+        m = m.commission(wait=False)
+        print(sid, m.status_name)
+elif action == "deploy":
+    series, user_data_file = args[0], args[1]
+    with open(user_data_file, "rb") as f:
+        user_data = f.read()
+    for sid in args[2:]:
+        m = c.machines.get(system_id=sid)
+        # An admin allocates the machine by name, then deploys it.
+        m = c.machines.allocate(hostname=m.hostname)
+        assert m.system_id == sid, (m.system_id, sid)
+        m = m.deploy(distro_series=series, user_data=user_data, wait=False)
+        print(sid, m.status_name)
+elif action == "release":
+    quick = "--quick-erase" in args
+    for sid in [a for a in args if not a.startswith("--")]:
+        m = c.machines.get(system_id=sid)
+        if quick:
+            m = m.release(erase=True, quick_erase=True, wait=False)
+        else:
+            m = m.release(wait=False)
+        print(sid, m.status_name)
+else:
+    raise SystemExit("unknown action " + action)
+print("DONE")
