@@ -461,6 +461,18 @@ fn import_and_serve(database_url: Option<&str>) {
         "{evs}"
     );
 
+    // The rack boots the commissioning release for enlistment: point it at
+    // the imported one, as an operator does after importing (MAAS's default
+    // setting names a release this mirror does not carry).
+    let (st, body) = api(
+        &rig.maasd.addr,
+        &rig.key,
+        "POST",
+        "/MAAS/api/2.0/maas/?op=set_config",
+        "name=commissioning_distro_series&value=noble",
+    );
+    assert_eq!(st, 200, "{body}");
+
     // The rack serves it: the enlistment config of an unknown MAC (noble,
     // ga-24.04) names the imported kernel and initrd, over TFTP and HTTP.
     let cfg_path = "pxelinux.cfg/01-52-54-00-12-34-56";
