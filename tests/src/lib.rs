@@ -329,3 +329,63 @@ impl Drop for Postgres {
             .status();
     }
 }
+
+/// Polls `f` every 150 ms until it returns `Some`, failing the test after
+/// `secs` seconds with "timed out waiting for `what`".
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// One API 2.0 call over plain HTTP/1.0, signed with the OAuth PLAINTEXT
+/// `key` (`consumer:token:secret`) as python-libmaas signs; the body is a
+/// urlencoded form. Returns the status and the body as JSON (a JSON string
+/// when the body is not JSON).
+pub fn api_call(
+    addr: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    form: &str,
+) -> (u16, serde_json::Value) {
+    let p: Vec<&str> = key.split(':').collect();
+    assert_eq!(p.len(), 3, "an API key is consumer:token:secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let auth = format!(
+        "OAuth oauth_nonce=\"{}\", oauth_timestamp=\"{}\", oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"%26{}\"",
+        now.as_nanos(),
+        now.as_secs(),
+        p[0],
+        p[1],
+        p[2]
+    );
+    let mut s = TcpStream::connect(addr).expect("connect to maasd");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .expect("send request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("HTTP status");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.to_owned())),
+    )
+}

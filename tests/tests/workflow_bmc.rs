@@ -14,7 +14,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use maas_e2e::{Maasd, Postgres, maasd_binary};
+use maas_e2e::{Maasd, Postgres, maasd_binary, wait_for};
 use serde_json::{Value, json};
 
 /// Short timeouts so deadlines pass within the test's budget.
@@ -121,17 +121,6 @@ fn bmc_power(port: u16) -> Option<String> {
         Some("off".into())
     } else {
         None
-    }
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(150));
     }
 }
 
