@@ -535,7 +535,9 @@ async fn boot(firmware: Firmware, mac: &str, setup: DhcpSetup, purpose: Purpose)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(240), vm).await;
     // Firmware menus draw with non-UTF-8 box characters.
-    let log = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+    let log = without_escapes(&String::from_utf8_lossy(
+        &std::fs::read(&serial).unwrap_or_default(),
+    ));
     let out = out.unwrap_or_else(|_| panic!("VM did not power off within 240 s; serial:\n{log}"));
     let out = out.expect("run qemu");
     assert!(
@@ -711,5 +713,40 @@ async fn proxy_dhcp_beside_a_site_server_boots_the_kernel() {
             .any(|r| r.loader == Loader::Ipxe && r.mac == mac.parse().ok()),
         "the VM fetched the iPXE config we pointed it to: {:?}",
         b.seen
+    );
+}
+
+/// The serial console without terminal control sequences (ESC `[` … final
+/// byte, and lone ESC pairs): firmware and loaders emit them between the
+/// words the tests look for, and the test output shown for a failure has
+/// them stripped, so a match must ignore them too.
+fn without_escapes(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in @..~.
+            for n in chars.by_ref() {
+                if ('@'..='~').contains(&n) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+#[test]
+fn escapes_are_stripped_from_the_console() {
+    assert_eq!(
+        without_escapes("Booting \u{1b}[0;37;40munder\u{1b}[2J MAAS\u{1b}c direction"),
+        "Booting under MAAS direction"
     );
 }
