@@ -58,12 +58,14 @@ finish() { # RESULT DESCRIPTION: cloud-init's last event, then the power state
 
 # --- BMC details: SMBIOS OEM strings the lab gives each VM (in-band detection) --
 # The per-entry files need the dmi-sysfs module; the raw table is always there.
+# Control bytes become line ends by explicit octal ranges: busybox 1.35's
+# `tr -c '[:print:]'` complements the literal characters, not the class.
 bmc_params() {
   {
     for f in /sys/firmware/dmi/entries/11-*/raw; do
-      [ -f "$f" ] && tr '\0' '\n' < "$f"
+      [ -f "$f" ] && tr '\000-\037\177-\377' '\n' < "$f"
     done
-    [ -r /sys/firmware/dmi/tables/DMI ] && tr -c '[:print:]' '\n' < /sys/firmware/dmi/tables/DMI
+    [ -r /sys/firmware/dmi/tables/DMI ] && tr '\000-\037\177-\377' '\n' < /sys/firmware/dmi/tables/DMI
   } | sed -n 's/^maas-power: //p' | head -n 1
 }
 
