@@ -959,7 +959,10 @@ fn decide(
                     "The machine's power type must be set to commission it.",
                 ));
             }
-            Ok(start_commissioning(m, p, now, cfg, "Commissioning"))
+            // An admin commissioning a machine that enlisted itself accepts
+            // it: it ends Ready, not back in New (as MAAS does).
+            Ok(start_commissioning(m, p, now, cfg, "Commissioning")
+                .with(Effect::SetEnlisting(false)))
         }
         Action::Accept => match m.status {
             New => Ok(

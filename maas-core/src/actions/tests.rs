@@ -74,6 +74,23 @@ fn commission_is_admin_only_from_new_failed_ready_broken() {
     assert_eq!(status_of(run(&no_power, &admin(), &a)), Err(400));
     let out = apply(&machine(New), &admin(), &a, T0, &cfg()).unwrap();
     assert!(out.effects.contains(&Effect::PowerCycle));
+    // Commissioning a machine that enlisted itself accepts it: a pass then
+    // ends Ready, not New.
+    let mut enlisted = machine(New);
+    enlisted.enlisting = true;
+    let out = apply(&enlisted, &admin(), &a, T0, &cfg()).unwrap();
+    let mut after = enlisted.clone();
+    out.apply_to(&mut after);
+    assert!(!after.enlisting);
+    let ok = Event::Signal {
+        status: SignalStatus::Ok,
+        error: None,
+        script_failed: false,
+    };
+    assert_eq!(
+        signals::handle(&after, &ok, T0, &cfg()).unwrap().status,
+        Ready
+    );
     assert!(
         out.effects
             .contains(&Effect::SetDeadline(T0 + Duration::from_secs(1800)))
