@@ -69,6 +69,20 @@ bmc_params() {
   } | sed -n 's/^maas-power: //p' | head -n 1
 }
 
+# --- what udev would record ----------------------------------------------------
+# No udev runs here; lsblk reads a disk's serial from udev's database, so the
+# entries udev writes for disks (ID_SERIAL from the kernel's serial file) are
+# written by hand, as MAAS's ephemeral Ubuntu has them.
+udev_db() {
+  mkdir -p /run/udev/data
+  for b in /sys/block/*; do
+    [ -r "$b/serial" ] && [ -r "$b/dev" ] || continue
+    s=$(cat "$b/serial"); [ -n "$s" ] || continue
+    printf 'I:1\nE:ID_SERIAL=%s\nE:ID_SERIAL_SHORT=%s\n' "$s" "$s" > "/run/udev/data/b$(cat "$b/dev")"
+  done
+}
+udev_db
+
 # --- enlistment -------------------------------------------------------------------
 enlist() {
   say "enlisting $MAC"
