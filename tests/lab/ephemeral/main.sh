@@ -186,6 +186,13 @@ commission() {
     fi
     signal WORKING ${srid:+script_result_id=$srid} "exit_status=$rc" "@$name=$out" $errs
   done < /tmp/scripts.list
+  # MAAS's ephemeral Ubuntu always uploads the machine-resources JSON
+  # (50-maas-01-commissioning); the region learns the firmware (BIOS/UEFI)
+  # from it, which an iPXE ROM's netboot request does not tell.
+  if ! grep -qE '^50-maas-01-commissioning( |$)' /tmp/scripts.list; then
+    /lab/hardware.sh > /tmp/out.resources
+    signal WORKING "exit_status=0" "@50-maas-01-commissioning=/tmp/out.resources"
+  fi
   if [ -n "$failed" ]; then signal FAILED "error=scripts failed:$failed"; finish FAIL "scripts failed:$failed"; fi
   signal OK
   finish SUCCESS "commissioning done"

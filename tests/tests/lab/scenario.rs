@@ -339,7 +339,8 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     let t_all = Instant::now();
     let out = images();
     let mut phases = Phases(Vec::new(), Instant::now());
-    let lab = Lab::up(2).expect("lab up");
+    // 4 GiB disks: MAAS's flat layout wants a root of at least 3 GiB.
+    let lab = Lab::up_with_disks(2, "4G").expect("lab up");
     let host_if = lab.var("LAB_HOST_IF").to_owned();
     let host_ip = lab.var("LAB_HOST_IP").to_owned();
     let net = lab.var("LAB_NET").to_owned();
@@ -506,7 +507,7 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
             .cloned()
             .unwrap_or_default();
         assert_eq!(disks.len(), 1, "{m}");
-        assert_eq!(disks[0]["size"], 2u64 << 30, "{m}");
+        assert_eq!(disks[0]["size"], 4u64 << 30, "{m}");
         assert_eq!(
             disks[0]["serial"],
             format!("lab-vm{n}-disk0").as_str(),
