@@ -170,13 +170,6 @@ if [ -d /sys/firmware/efi ]; then
   [ -s "$W/esp-fid" ] || { say "UEFI machine without /boot/efi"; exit 1; }
   mkdir -p "$TARGET/boot/efi/EFI/BOOT" "$TARGET/boot/grub"
   cp /lab/BOOTX64.EFI "$TARGET/boot/efi/EFI/BOOT/BOOTX64.EFI"
-  # MAAS answers a deployed machine's netboot with a GRUB that chainloads
-  # /efi/boot/bootx64.efi from whatever disk has it; Debian's signed
-  # grubnetx64 (what the lab's maasd serves) has no FAT module and cannot
-  # read the ESP, so the same loader also goes on the ext4 root. (Ubuntu's
-  # grubnetx64, what MAAS serves, reads the ESP.)
-  mkdir -p "$TARGET/efi/boot"
-  cp /lab/BOOTX64.EFI "$TARGET/efi/boot/bootx64.efi"
   printf 'set timeout=0\nlinux /boot/vmlinuz-%s %s\ninitrd /boot/initrd.img-%s\nboot\n' "$KVER" "$APPEND" "$KVER" \
     > "$TARGET/boot/grub/lab.cfg"
   say "boot loader: GRUB on the ESP"
