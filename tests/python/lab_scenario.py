@@ -2,6 +2,7 @@
 
 Run by tests/tests/lab/scenario.rs with MAAS_URL and MAAS_KEY set:
 
+    lab_scenario.py import MIRROR_URL KEYRING_FILE OS RELEASE
     lab_scenario.py sshkey KEY
     lab_scenario.py commission SYSTEM_ID...
     lab_scenario.py deploy DISTRO_SERIES USER_DATA_FILE SYSTEM_ID...
@@ -12,15 +13,35 @@ reach their states); every machine's new status is printed as
 "<system_id> <status name>", and the last line is "DONE".
 """
 
+import io
 import os
 import sys
+import time
 
 from maas.client import connect
 
 c = connect(os.environ["MAAS_URL"], apikey=os.environ["MAAS_KEY"])
 action, args = sys.argv[1], sys.argv[2:]
 
-if action == "sshkey":
+if action == "import":
+    # The boot source (keyring as bytes, as MAAS takes it), one selection,
+    # then the import; waited on, since nothing boots without it.
+    url, keyring_file, osystem, release = args
+    with open(keyring_file, "rb") as f:
+        bs = c.boot_sources.create(url, keyring_data=io.BytesIO(f.read()))
+    c._origin.BootSourceSelections.create(
+        bs, osystem, release, arches=["amd64"], subarches=["*"], labels=["*"]
+    )
+    handler = c._origin.BootResources._handler
+    c.boot_resources.start_import()
+    deadline = time.time() + 300
+    while handler.is_importing():
+        assert time.time() < deadline, "import still running after 300 s"
+        time.sleep(0.5)
+    names = sorted(r.name for r in c.boot_resources.list())
+    assert "%s/%s" % (osystem, release) in names, names
+    print("imported", " ".join(names))
+elif action == "sshkey":
     key = c.ssh_keys.create(args[0])
     assert key.key == args[0], key
     print("sshkey", key.id)

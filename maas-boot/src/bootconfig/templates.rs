@@ -240,7 +240,10 @@ fn ipxe(p: &BootParams, rack: IpAddr) -> String {
                 .map(|d| format!("sanboot --no-describe --drive {d:#x}"))
                 .collect();
             s.push_str(&drives.join(" || "));
-            s.push_str(" || exit 1\n");
+            // No BIOS drive to boot (UEFI firmware): end successfully, so
+            // `ipxe.cfg` does not fall through to the enlistment default
+            // and the firmware boots its next device, the disk.
+            s.push_str(" || exit 0\n");
         }
         Purpose::Poweroff => s.push_str("poweroff\n"),
         _ => {

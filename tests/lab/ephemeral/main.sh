@@ -58,14 +58,30 @@ finish() { # RESULT DESCRIPTION: cloud-init's last event, then the power state
 
 # --- BMC details: SMBIOS OEM strings the lab gives each VM (in-band detection) --
 # The per-entry files need the dmi-sysfs module; the raw table is always there.
+# Control bytes become line ends by explicit octal ranges: busybox 1.35's
+# `tr -c '[:print:]'` complements the literal characters, not the class.
 bmc_params() {
   {
     for f in /sys/firmware/dmi/entries/11-*/raw; do
-      [ -f "$f" ] && tr '\0' '\n' < "$f"
+      [ -f "$f" ] && tr '\000-\037\177-\377' '\n' < "$f"
     done
-    [ -r /sys/firmware/dmi/tables/DMI ] && tr -c '[:print:]' '\n' < /sys/firmware/dmi/tables/DMI
+    [ -r /sys/firmware/dmi/tables/DMI ] && tr '\000-\037\177-\377' '\n' < /sys/firmware/dmi/tables/DMI
   } | sed -n 's/^maas-power: //p' | head -n 1
 }
+
+# --- what udev would record ----------------------------------------------------
+# No udev runs here; lsblk reads a disk's serial from udev's database, so the
+# entries udev writes for disks (ID_SERIAL from the kernel's serial file) are
+# written by hand, as MAAS's ephemeral Ubuntu has them.
+udev_db() {
+  mkdir -p /run/udev/data
+  for b in /sys/block/*; do
+    [ -r "$b/serial" ] && [ -r "$b/dev" ] || continue
+    s=$(cat "$b/serial"); [ -n "$s" ] || continue
+    printf 'I:1\nE:ID_SERIAL=%s\nE:ID_SERIAL_SHORT=%s\n' "$s" "$s" > "/run/udev/data/b$(cat "$b/dev")"
+  done
+}
+udev_db
 
 # --- enlistment -------------------------------------------------------------------
 enlist() {
@@ -122,12 +138,22 @@ native_result() { # NAME OUTFILE → 0 when handled
   esac
 }
 
+# run_script FILE: a shell script the region handed out. Debian's busybox sh
+# runs its own applets before anything on PATH (`ip` would be busybox's,
+# without -j), so the real tools in /usr/local/bin become shell functions
+# first, then the script is sourced.
+run_script() {
+  sh -c 'for t in /usr/local/bin/*; do [ -x "$t" ] && eval "${t##*/}() { $t \"\$@\"; }"; done; . "$1"' sh "$1"
+}
+
 commission() {
   say "commissioning with $METADATA_URL"
   mkdir -p /tmp/scripts && cd /tmp/scripts
   : > /tmp/scripts.list
   if http_get "$METADATA_URL/latest/maas-scripts" /tmp/scripts.tar && [ -s /tmp/scripts.tar ]; then
-    if xz -t /tmp/scripts.tar 2>/dev/null; then xz -dc /tmp/scripts.tar | tar -xf -; else tar -xf /tmp/scripts.tar; fi
+    # Plain tar (maasd) or xz-compressed (MAAS); busybox's `xz -t` says yes
+    # to anything, so the plain read is tried first.
+    tar -xf /tmp/scripts.tar 2>/dev/null || xz -dc /tmp/scripts.tar | tar -xf -
     # index.json (pretty-printed or not): every script has a `path` under
     # commissioning/ or testing/; MAAS's own index also has script_result_id.
     idx=$(find /tmp/scripts -name index.json | head -n 1)
@@ -147,14 +173,26 @@ commission() {
     # The script the region handed out when this environment can run it (a
     # shell script); otherwise the same data produced natively.
     if [ -n "$script" ] && [ -f "$script" ] && head -n 1 "$script" | grep -q '^#!/bin/sh\|^#!/bin/bash\|^#!/usr/bin/env sh'; then
-      sh "$script" > "$out" 2>"$out.err" </dev/null || rc=$?
+      run_script "$script" > "$out" 2>"$out.err" </dev/null || rc=$?
     elif native_result "$name" "$out"; then :
     else
       echo "not run: the lab's ephemeral environment has no Python" > "$out"
     fi
-    [ $rc -ne 0 ] && failed="$failed $name"
-    signal WORKING ${srid:+script_result_id=$srid} "exit_status=$rc" "@$name=$out"
+    errs=
+    if [ -s "$out.err" ]; then errs="@$name.err=$out.err"; fi
+    if [ $rc -ne 0 ]; then
+      failed="$failed $name"
+      say "$name failed ($rc): $(head -c 400 "$out.err" | tr '\n' ' ')"
+    fi
+    signal WORKING ${srid:+script_result_id=$srid} "exit_status=$rc" "@$name=$out" $errs
   done < /tmp/scripts.list
+  # MAAS's ephemeral Ubuntu always uploads the machine-resources JSON
+  # (50-maas-01-commissioning); the region learns the firmware (BIOS/UEFI)
+  # from it, which an iPXE ROM's netboot request does not tell.
+  if ! grep -qE '^50-maas-01-commissioning( |$)' /tmp/scripts.list; then
+    /lab/hardware.sh > /tmp/out.resources
+    signal WORKING "exit_status=0" "@50-maas-01-commissioning=/tmp/out.resources"
+  fi
   if [ -n "$failed" ]; then signal FAILED "error=scripts failed:$failed"; finish FAIL "scripts failed:$failed"; fi
   signal OK
   finish SUCCESS "commissioning done"

@@ -54,6 +54,7 @@ pub fn images() -> &'static Path {
 pub struct Lab {
     dir: tempfile::TempDir,
     name: String,
+    disk: String,
     env: HashMap<String, String>,
 }
 
@@ -71,11 +72,18 @@ impl Lab {
     /// `lab up` with `vms` VMs (odd ones BIOS behind Redfish, even ones UEFI
     /// behind IPMI). Dependencies are installed by the test command already.
     pub fn up(vms: u32) -> anyhow::Result<Self> {
+        Self::up_with_disks(vms, "2G")
+    }
+
+    /// `lab up` with VM disks of `disk` (`truncate -s` syntax): MAAS's
+    /// default storage layout needs a root of at least 3 GiB.
+    pub fn up_with_disks(vms: u32, disk: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("maas-rs-lab-").tempdir()?;
         let name = format!("mrl{}", std::process::id());
         let mut lab = Self {
             dir,
             name,
+            disk: disk.to_owned(),
             env: HashMap::new(),
         };
         lab.lab(&["up"], vms)?;
@@ -96,6 +104,7 @@ impl Lab {
             .env("LAB_DIR", self.dir.path())
             .env("LAB_NAME", &self.name)
             .env("LAB_VMS", vms.to_string())
+            .env("LAB_DISK_SIZE", &self.disk)
             .env("LAB_SKIP_INSTALL", "1")
             .env("MAAS_RS_VENV", venv_bin().parent().expect("venv")))
     }

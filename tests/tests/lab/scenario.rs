@@ -17,14 +17,11 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maas_e2e::harden::{ApiKey, Client};
-use maas_images::{BootSource, Importer, KeyringSource, Selection, Store, SyncOptions};
 use maas_power::{PolicyConfig, PowerAction, PowerManager, PowerTarget, Registry};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::harness::{Lab, images, repo, run, venv_bin};
 
@@ -123,6 +120,37 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Copies both consoles and maasd's log to `/tmp/maas-rs-scenario-failed/`
+/// when the test fails (the lab's and maasd's directories are temporary).
+struct KeepLogs(Vec<(PathBuf, &'static str)>);
+
+impl KeepLogs {
+    fn new(lab: &Lab, region: &Region) -> KeepLogs {
+        KeepLogs(vec![
+            (lab.var("LAB_VM1_SERIAL").into(), "vm1-serial.log"),
+            (lab.var("LAB_VM2_SERIAL").into(), "vm2-serial.log"),
+            (region.log.clone(), "maasd.log"),
+        ])
+    }
+}
+
+impl Drop for KeepLogs {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = Path::new("/tmp/maas-rs-scenario-failed");
+        let _ = std::fs::create_dir_all(dir);
+        for (from, name) in &self.0 {
+            let _ = std::fs::copy(from, dir.join(name));
+        }
+        eprintln!(
+            "scenario: consoles and maasd's log kept in {}",
+            dir.display()
+        );
     }
 }
 
@@ -266,25 +294,6 @@ fn libmaas(region: &Region, key: &str, args: &[&str]) -> String {
     out
 }
 
-/// TEMPORARY until maasd's own import (`boot-resources/?op=import`) is on
-/// main: the lab's signed mirror synced into the store maasd's rack serves,
-/// with maas-images, before maasd starts.
-fn fill_store(mirror: &Path, keyring: &Path, store_dir: &Path) {
-    let url = url::Url::from_directory_path(mirror).expect("file url");
-    let mut src = BootSource::new(url, KeyringSource::File(keyring.to_owned()));
-    src.selections
-        .push(Selection::new("debian", "bookworm", &["amd64"]));
-    let store = Arc::new(Store::open(store_dir).expect("store"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        Importer::new(store, SyncOptions::default())
-            .expect("importer")
-            .sync(&src, None, CancellationToken::new())
-            .await
-            .expect("import the lab mirror")
-    });
-}
-
 /// The loaders MAAS serves, from Debian's packages (BIOS lpxelinux, UEFI
 /// shim + signed GRUB); the lab's iPXE ROMs chain `ipxe.cfg` over HTTP and
 /// need none of them, but a machine without iPXE would.
@@ -330,27 +339,27 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     let t_all = Instant::now();
     let out = images();
     let mut phases = Phases(Vec::new(), Instant::now());
-    let lab = Lab::up(2).expect("lab up");
+    // 4 GiB disks: MAAS's flat layout wants a root of at least 3 GiB.
+    let lab = Lab::up_with_disks(2, "4G").expect("lab up");
     let host_if = lab.var("LAB_HOST_IF").to_owned();
     let host_ip = lab.var("LAB_HOST_IP").to_owned();
     let net = lab.var("LAB_NET").to_owned();
     phases.done("lab up");
 
     let work = tempfile::tempdir().expect("tempdir");
-    let store_dir = work.path().join("store");
-    fill_store(&out.join("mirror"), &out.join("keyring.gpg"), &store_dir);
     let loaders_dir = work.path().join("loaders");
     loaders(&loaders_dir);
     let config = |timeout: &str| {
         format!(
             "[workflow]\ntick_ms = 500\npower_poll_secs = 0\n{timeout}\n\
              [rack]\naddress = \"{host_ip}\"\ninterface = \"{host_if}\"\n\
-             images_dir = \"{}\"\nloaders_dir = \"{}\"\nregion_url = \"{{region_url}}\"\nrefresh_ms = 500\n",
-            store_dir.display(),
+             loaders_dir = \"{}\"\nregion_url = \"{{region_url}}\"\nrefresh_ms = 500\n",
             loaders_dir.display()
         )
     };
     let mut region = Region::start(&host_ip, &config(""));
+    // On failure, the consoles and maasd's log outlive the temporary dirs.
+    let _keep = KeepLogs::new(&lab, &region);
     region.manage(&[
         "createadmin",
         "--username",
@@ -405,7 +414,23 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     );
     assert_eq!(vlan["dhcp_on"], Value::Bool(true), "{vlan}");
     libmaas(&region, &key, &["sshkey", KEY]);
-    phases.done("maasd up, images in its store, DHCP on");
+    // The images come in as MAAS's do: a boot source with its keyring and a
+    // selection (python-libmaas), then `boot-resources/?op=import`; maasd's
+    // rack serves them from the store the import filled.
+    let mirror = url::Url::from_directory_path(out.join("mirror")).expect("file url");
+    let keyring = out.join("keyring.gpg");
+    libmaas(
+        &region,
+        &key,
+        &[
+            "import",
+            mirror.as_str(),
+            keyring.to_str().expect("path"),
+            "debian",
+            "bookworm",
+        ],
+    );
+    phases.done("maasd up, images imported through the API, DHCP on");
 
     // 1. Enlistment: both VMs, unknown to maasd, powered on through their
     // BMCs (as an operator would); they netboot, enlist and power off.
@@ -482,7 +507,7 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
             .cloned()
             .unwrap_or_default();
         assert_eq!(disks.len(), 1, "{m}");
-        assert_eq!(disks[0]["size"], 2u64 << 30, "{m}");
+        assert_eq!(disks[0]["size"], 4u64 << 30, "{m}");
         assert_eq!(
             disks[0]["serial"],
             format!("lab-vm{n}-disk0").as_str(),
