@@ -107,6 +107,20 @@ async fn gpg_signed_json2streams_mirror_syncs_over_http() {
         _ => None,
     });
     assert_eq!(last_bytes, Some((expected_bytes, expected_bytes)));
+    // Per-file progress ends at each file's size, for each of the 7 files.
+    let mut per_file = std::collections::BTreeMap::new();
+    for e in &events {
+        if let Progress::FileBytes {
+            sha256, done, size, ..
+        } = e
+        {
+            assert!(done <= size, "{e:?}");
+            let last = per_file.insert(*sha256, (*done, *size));
+            assert!(last.is_none_or(|(d, _)| d < *done), "grows: {e:?}");
+        }
+    }
+    assert_eq!(per_file.len(), 7);
+    assert!(per_file.values().all(|(done, size)| done == size));
     assert_eq!(
         events
             .iter()
