@@ -935,15 +935,40 @@ pub fn store_entries_of(r: &boot::Resource) -> impl Fn(&StoredResource) -> bool 
     }
 }
 
-/// `sets` with the live `progress` of the sets still importing: per file,
-/// the share of its bytes present; per set, the share of all its bytes.
-pub fn live_sets(images: &Images, sets: &Value) -> Value {
-    let mut sets = sets.clone();
+/// The `sets` of `r` with the live state of the sets still importing: a
+/// version the store has promoted is complete (the rack boots it from that
+/// moment, a little before the import records it); otherwise, per file, the
+/// share of its bytes present and, per set, the share of all its bytes.
+pub fn live_sets(images: &Images, r: &boot::Resource) -> Value {
+    let mut sets = r.sets.clone();
     let Value::Object(map) = &mut sets else {
         return sets;
     };
-    for set in map.values_mut() {
+    let promoted: BTreeSet<String> = match images.store() {
+        Some(store) if map.values().any(|s| s["complete"] == json!(false)) => {
+            let of_r = store_entries_of(r);
+            store
+                .resources()
+                .into_iter()
+                .filter(|s| of_r(s))
+                .map(|s| s.version)
+                .collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    for (version, set) in map.iter_mut() {
         if set["complete"] != json!(false) {
+            continue;
+        }
+        if promoted.contains(version) {
+            set["complete"] = json!(true);
+            set["progress"] = json!(100.0);
+            if let Some(Value::Object(files)) = set.get_mut("files") {
+                for f in files.values_mut() {
+                    f["complete"] = json!(true);
+                    f["progress"] = json!(100.0);
+                }
+            }
             continue;
         }
         let (mut done, mut total) = (0u64, 0u64);
@@ -1149,8 +1174,8 @@ mod tests {
     fn incomplete_sets_show_live_progress() {
         let images = Images::default();
         let pending = resource_rows(&[boot("20250101", "ga-22.04")], false);
-        let sets = &pending[0].sets;
-        assert_eq!(sets["20250101"]["complete"], false);
+        let sets = &pending[0];
+        assert_eq!(sets.sets["20250101"]["complete"], false);
         let kernel = Sha256::of(b"k");
         // No store, no events yet: nothing present.
         assert_eq!(live_sets(&images, sets)["20250101"]["progress"], 0.0);
@@ -1167,10 +1192,42 @@ mod tests {
         assert_eq!(live["20250101"]["files"]["boot-initrd"]["progress"], 0.0);
         // Complete sets are shown as stored.
         let done = resource_rows(&[boot("20250101", "ga-22.04")], true);
-        assert_eq!(
-            live_sets(&images, &done[0].sets)["20250101"]["progress"],
-            100.0
-        );
+        assert_eq!(live_sets(&images, &done[0])["20250101"]["progress"], 100.0);
+        // Promoted into the store: complete, though not yet recorded so.
+        let dir = tempfile::tempdir().unwrap();
+        let store = images.open_store(dir.path()).unwrap();
+        let data = [b"k".as_slice(), b"i".as_slice()];
+        let wanted = maas_images::WantedVersion {
+            content_id: "c".into(),
+            product: "com.ubuntu.maas.stable:v3:boot:22.04:amd64:ga-22.04".into(),
+            version: "20250101".into(),
+            kind: boot("20250101", "ga-22.04").kind,
+            files: boot("20250101", "ga-22.04")
+                .files
+                .iter()
+                .zip(data)
+                .map(|(f, d)| {
+                    // The helper's sizes are nominal; store real bytes.
+                    let staged = dir.path().join("staged");
+                    std::fs::write(&staged, d).unwrap();
+                    let img = store.path_of(&f.sha256);
+                    std::fs::create_dir_all(img.parent().unwrap()).unwrap();
+                    std::fs::rename(&staged, &img).unwrap();
+                    maas_images::WantedFile {
+                        item: f.item.clone(),
+                        ftype: f.ftype.clone(),
+                        path: f.item.clone(),
+                        sha256: f.sha256,
+                        size: d.len() as u64,
+                    }
+                })
+                .collect(),
+        };
+        store.commit(&[wanted]).unwrap();
+        let live = live_sets(&images, sets);
+        assert_eq!(live["20250101"]["complete"], true);
+        assert_eq!(live["20250101"]["progress"], 100.0);
+        assert_eq!(live["20250101"]["files"]["boot-initrd"]["complete"], true);
     }
 
     #[test]

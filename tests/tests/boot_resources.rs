@@ -1059,6 +1059,13 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
         &mirror.keyring,
         "os=ubuntu&release=noble&arches=amd64",
     );
+    // The rack boots noble for enlistment (checked while importing).
+    let (st, v) = rig.call(
+        "POST",
+        "/MAAS/api/2.0/maas/?op=set_config",
+        "name=commissioning_distro_series&value=noble",
+    );
+    assert_eq!(st, 200, "{v}");
     let (st, v) = rig.call("POST", "/MAAS/api/2.0/boot-resources/?op=import", "");
     assert_eq!(st, 200, "{v}");
 
@@ -1068,6 +1075,9 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let importing = rig.get("/MAAS/api/2.0/boot-resources/?op=is_importing") == json!(true);
+        // Read before the set: what the rack booted then was complete then,
+        // so shows complete now.
+        let cfg = rig.pxe_config();
         if let Some(r) = rig.resource("ubuntu/noble", "amd64/ga-24.04") {
             let set = &r["sets"][SERIAL];
             let progress = set["progress"].as_f64().unwrap();
@@ -1076,7 +1086,17 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
                 let p = f["progress"].as_f64().unwrap();
                 assert!((0.0..=100.0).contains(&p), "{name}: {f}");
             }
-            sets.push((set["complete"].as_bool().unwrap(), progress));
+            let complete = set["complete"].as_bool().unwrap();
+            if !complete {
+                // The rack boots only complete sets.
+                for f in files.values() {
+                    assert!(
+                        !cfg.contains(&sha256_hex(f)),
+                        "incomplete set booted: {cfg}"
+                    );
+                }
+            }
+            sets.push((complete, progress));
         }
         let p = rig.get("/MAAS/api/2.0/boot-resources/?op=import_progress");
         if p["importing"] == true && p["phase"] == "downloading" {
@@ -1095,6 +1115,7 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let incomplete: Vec<f64> = sets.iter().filter(|s| !s.0).map(|s| s.1).collect();
+    eprintln!("progress of the incomplete ga set, one read per poll: {incomplete:?}");
     assert!(
         incomplete.windows(2).all(|w| w[0] <= w[1]),
         "progress never falls: {sets:?}"
@@ -1195,12 +1216,6 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
 
     // The rack serves both kernels; DELETE hwe: its kernel and initrd leave
     // the store and the rack, the squashfs ga shares stays.
-    let (st, v) = rig.call(
-        "POST",
-        "/MAAS/api/2.0/maas/?op=set_config",
-        "name=commissioning_distro_series&value=noble",
-    );
-    assert_eq!(st, 200, "{v}");
     for f in files.values() {
         assert!(rig.stored(f));
         assert_eq!(rig.rack_status(f), 200);

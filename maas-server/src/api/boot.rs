@@ -308,7 +308,7 @@ fn resource_json(r: &boot::Resource, live: Option<&crate::images::Images>) -> Va
             m.insert("title".into(), json!(r.title));
         }
         if let Some(images) = live {
-            m.insert("sets".into(), crate::images::live_sets(images, &r.sets));
+            m.insert("sets".into(), crate::images::live_sets(images, r));
         }
     }
     v
