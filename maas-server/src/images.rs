@@ -299,9 +299,12 @@ impl Images {
                     .build();
                 match rt {
                     Ok(rt) => rt.block_on(async {
-                        let outcome = run_import(&me, &pool, &clock, store, cancel).await;
+                        let outcome =
+                            run_import(&me, &pool, &clock, store.clone(), cancel).await;
                         let now = clock.now().as_millis();
-                        if let Err(e) = record_outcome(&pool, &outcome, &username, now).await {
+                        if let Err(e) =
+                            record_outcome(&pool, store, &outcome, &username, now).await
+                        {
                             tracing::error!(error = %e, "images: recording the import outcome failed");
                         }
                     }),
@@ -752,20 +755,43 @@ fn record_pending(conn: &mut DbConn, pending: &[StoredResource], now: i64) -> Re
     Ok(())
 }
 
-/// Drops the incomplete sets of synced resources (and resources left with
-/// no set): what a failed or interrupted import had announced.
-pub fn discard_incomplete(conn: &mut DbConn) -> Result<usize> {
+/// Settles the incomplete sets of synced resources that a failed or
+/// interrupted import announced: a version the store promoted (the failure
+/// came later, or a crash hit before it was recorded) becomes complete, any
+/// other is dropped, and so is a resource left with no set. How many sets
+/// were dropped.
+pub fn settle_incomplete(conn: &mut DbConn, store: Option<&Store>) -> Result<usize> {
+    let catalog = store.map(Store::resources).unwrap_or_default();
     let mut dropped = 0;
     for mut r in boot::resources(conn)? {
         if r.rtype != "Synced" {
             continue;
         }
+        let promoted: BTreeSet<String> = {
+            let of_r = store_entries_of(&r);
+            catalog
+                .iter()
+                .filter(|s| of_r(s))
+                .map(|s| s.version.clone())
+                .collect()
+        };
         let Value::Object(sets) = &mut r.sets else {
             continue;
         };
         let before = sets.len();
-        sets.retain(|_, s| s["complete"] != json!(false));
-        if sets.len() == before {
+        let mut changed = false;
+        sets.retain(|version, set| {
+            if set["complete"] != json!(false) {
+                return true;
+            }
+            changed = true;
+            if !promoted.contains(version) {
+                return false;
+            }
+            mark_complete(set);
+            true
+        });
+        if !changed {
             continue;
         }
         dropped += before - sets.len();
@@ -778,7 +804,24 @@ pub fn discard_incomplete(conn: &mut DbConn) -> Result<usize> {
     Ok(dropped)
 }
 
-async fn record_outcome(pool: &db::Pool, outcome: &Outcome, user: &str, now: i64) -> Result<()> {
+fn mark_complete(set: &mut Value) {
+    set["complete"] = json!(true);
+    set["progress"] = json!(100.0);
+    if let Some(Value::Object(files)) = set.get_mut("files") {
+        for f in files.values_mut() {
+            f["complete"] = json!(true);
+            f["progress"] = json!(100.0);
+        }
+    }
+}
+
+async fn record_outcome(
+    pool: &db::Pool,
+    store: Arc<Store>,
+    outcome: &Outcome,
+    user: &str,
+    now: i64,
+) -> Result<()> {
     let outcome = outcome.clone();
     let user = user.to_owned();
     pool.run(move |conn| {
@@ -808,7 +851,7 @@ async fn record_outcome(pool: &db::Pool, outcome: &Outcome, user: &str, now: i64
                 }
                 Err(msg) => {
                     tracing::error!(error = %msg, "images: import failed");
-                    discard_incomplete(conn)?;
+                    settle_incomplete(conn, Some(&store))?;
                     ("ERROR", format!("Importing boot resources failed: {msg}"), false)
                 }
             };
@@ -961,14 +1004,7 @@ pub fn live_sets(images: &Images, r: &boot::Resource) -> Value {
             continue;
         }
         if promoted.contains(version) {
-            set["complete"] = json!(true);
-            set["progress"] = json!(100.0);
-            if let Some(Value::Object(files)) = set.get_mut("files") {
-                for f in files.values_mut() {
-                    f["complete"] = json!(true);
-                    f["progress"] = json!(100.0);
-                }
-            }
+            mark_complete(set);
             continue;
         }
         let (mut done, mut total) = (0u64, 0u64);

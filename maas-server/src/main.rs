@@ -243,7 +243,8 @@ async fn main() -> anyhow::Result<()> {
             {
                 // Sets an import announced before a crash never completed.
                 let mut conn = state.pool.get()?;
-                conn.write_tx(maas_server::images::discard_incomplete)
+                let store = state.images.store();
+                conn.write_tx(|c| maas_server::images::settle_incomplete(c, store.as_deref()))
                     .context("dropping unfinished import sets")?;
             }
             if cfg.images.default_source {
