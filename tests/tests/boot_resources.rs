@@ -1045,14 +1045,28 @@ impl Rig {
     }
 }
 
+/// python-libmaas reads resource argv[1]'s set argv[2] as a BootResourceSet
+/// (its type-checked fields; libmaas does not model `progress`, which it
+/// keeps in the object's data).
+const LIBMAAS_READ_SET: &str = r#"
+import json, os, sys
+from maas.client import connect
+c = connect(os.environ["MAAS_URL"], apikey=os.environ["MAAS_KEY"])
+s = c.boot_resources.get(int(sys.argv[1])).sets[sys.argv[2]]
+files = {n: [f.complete, f.size, f.sha256] for n, f in s.files.items()}
+print(json.dumps({"complete": s.complete, "size": s.size, "label": s.label,
+                  "progress": s._data["progress"], "files": files}))
+"#;
+
 fn progress_validation_and_delete(database_url: Option<&str>) {
     let gpg = Gpg::new();
     let mut mirror = Streams::new(&gpg);
-    // 3 MiB kernels and initrds, an 8 MiB squashfs, sent at 2 MiB/s: about
-    // four seconds of import, progress events every 2 MiB of a file.
+    // 3 MiB kernels and initrds, an 8 MiB squashfs, sent at 1.5 MiB/s:
+    // about six seconds of import, a progress event every 2 MiB of a file
+    // (over a second apart: several readings even on a loaded machine).
     let files = mirror.add("noble", "24.04", SERIAL, 7, 3 << 20, 8 << 20, true);
     mirror.publish(&gpg);
-    let server = SlowServer::start(mirror.dir.path().to_owned(), 2 << 20);
+    let server = SlowServer::start(mirror.dir.path().to_owned(), 3 << 19);
     let rig = start_maasd(database_url);
     let sid = rig.configure_source(
         &server.url(),
@@ -1072,6 +1086,7 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
     // Watch: the ga resource's set while importing, and our own counters.
     let mut sets: Vec<(bool, f64)> = Vec::new();
     let mut counters: Vec<(u64, u64)> = Vec::new();
+    let mut libmaas: Option<Child> = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let importing = rig.get("/MAAS/api/2.0/boot-resources/?op=is_importing") == json!(true);
@@ -1087,6 +1102,21 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
                 assert!((0.0..=100.0).contains(&p), "{name}: {f}");
             }
             let complete = set["complete"].as_bool().unwrap();
+            if !complete && libmaas.is_none() {
+                // python-libmaas reads the set being imported.
+                libmaas = Some(
+                    Command::new(venv_bin().unwrap().join("python"))
+                        .args(["-c", LIBMAAS_READ_SET])
+                        .arg(r["id"].to_string())
+                        .arg(SERIAL)
+                        .env("MAAS_URL", rig.maasd.url())
+                        .env("MAAS_KEY", &rig.key)
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap(),
+                );
+            }
             if !complete {
                 // The rack boots only complete sets.
                 for f in files.values() {
@@ -1113,6 +1143,23 @@ fn progress_validation_and_delete(database_url: Option<&str>) {
             "import still running after 90 s"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = libmaas
+        .expect("an incomplete set was seen")
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "libmaas: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("python-libmaas read the importing set as {seen}");
+    let p = seen["progress"].as_f64().unwrap();
+    if seen["complete"] == false {
+        assert!((0.0..100.0).contains(&p), "{seen}");
+    } else {
+        assert_eq!(p, 100.0, "{seen}");
     }
     let incomplete: Vec<f64> = sets.iter().filter(|s| !s.0).map(|s| s.1).collect();
     eprintln!("progress of the incomplete ga set, one read per poll: {incomplete:?}");
