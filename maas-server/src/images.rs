@@ -981,7 +981,8 @@ pub fn store_entries_of(r: &boot::Resource) -> impl Fn(&StoredResource) -> bool 
 /// The `sets` of `r` with the live state of the sets still importing: a
 /// version the store has promoted is complete (the rack boots it from that
 /// moment, a little before the import records it); otherwise, per file, the
-/// share of its bytes present and, per set, the share of all its bytes.
+/// share of its bytes present (an upload's: the chunks received) and, per
+/// set, the share of all its bytes.
 pub fn live_sets(images: &Images, r: &boot::Resource) -> Value {
     let mut sets = r.sets.clone();
     let Value::Object(map) = &mut sets else {
@@ -999,6 +1000,13 @@ pub fn live_sets(images: &Images, r: &boot::Resource) -> Value {
         }
         _ => BTreeSet::new(),
     };
+    // An upload's one file grows in its staging file, chunk by chunk.
+    let staged = match images.store() {
+        Some(store) if r.rtype == "Uploaded" => {
+            std::fs::metadata(upload_staging(&store, r.id)).map_or(Some(0), |m| Some(m.len()))
+        }
+        _ => None,
+    };
     for (version, set) in map.iter_mut() {
         if set["complete"] != json!(false) {
             continue;
@@ -1012,7 +1020,10 @@ pub fn live_sets(images: &Images, r: &boot::Resource) -> Value {
             for f in files.values_mut() {
                 let size = f["size"].as_u64().unwrap_or(0);
                 let sha = f["sha256"].as_str().and_then(|s| s.parse::<Sha256>().ok());
-                let have = sha.map_or(0, |s| images.file_bytes(&s, size));
+                let have = match staged {
+                    Some(n) => n.min(size),
+                    None => sha.map_or(0, |s| images.file_bytes(&s, size)),
+                };
                 f["progress"] = json!(percent(have, size));
                 done += have;
                 total += size;

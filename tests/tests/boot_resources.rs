@@ -1478,3 +1478,88 @@ fn default_source_on_a_fresh_database_and_the_import_at_start() {
     );
     assert!(rig.stored(&files["squashfs"]));
 }
+
+/// An OAuth-signed PUT of raw bytes (python-libmaas's upload chunks).
+fn put_raw(addr: &str, key: &str, path: &str, body: &[u8]) -> u16 {
+    let p: Vec<&str> = key.split(':').collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let auth = format!(
+        "OAuth oauth_nonce=\"p{}\", oauth_timestamp=\"{}\", oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"%26{}\"",
+        now.as_nanos(),
+        now.as_secs(),
+        p[0],
+        p[1],
+        p[2]
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// An upload in chunks shows the share received as its progress until the
+/// last chunk completes it (MAAS shows upload progress the same way).
+#[test]
+fn an_upload_shows_its_progress() {
+    let rig = start_maasd(None);
+    let data = content(9, 1000);
+    let (st, r) = rig.call(
+        "POST",
+        "/MAAS/api/2.0/boot-resources/",
+        &format!(
+            "name=custom/half&architecture=amd64/generic&filetype=tgz&sha256={}&size=1000",
+            sha256_hex(&data)
+        ),
+    );
+    assert_eq!(st, 201, "{r}");
+    let uri = r["resource_uri"].as_str().unwrap().to_owned();
+    let set_of = |r: &Value| {
+        r["sets"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .clone()
+    };
+    let set = set_of(&r);
+    assert_eq!(
+        (&set["complete"], &set["progress"]),
+        (&json!(false), &json!(0.0))
+    );
+    let upload = set["files"]["root-tgz"]["upload_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        put_raw(&rig.maasd.addr, &rig.key, &upload, &data[..250]),
+        200
+    );
+    let set = set_of(&rig.get(&uri));
+    assert_eq!(
+        (&set["complete"], &set["progress"]),
+        (&json!(false), &json!(25.0)),
+        "{set}"
+    );
+    assert_eq!(set["files"]["root-tgz"]["progress"], 25.0);
+    assert_eq!(
+        put_raw(&rig.maasd.addr, &rig.key, &upload, &data[250..]),
+        200
+    );
+    let set = set_of(&rig.get(&uri));
+    assert_eq!(
+        (&set["complete"], &set["progress"]),
+        (&json!(true), &json!(100.0)),
+        "{set}"
+    );
+}
