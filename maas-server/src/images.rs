@@ -205,13 +205,18 @@ impl Images {
     }
 
     /// Bytes of the file `sha256` (of `size` bytes) present now: all of it
-    /// when the store has it, what the running import received so far, or 0.
+    /// when the store has it, else what the running import received so far
+    /// (from its `FileBytes` events, or the staged partial file for a
+    /// transport that reports no per-file progress), else 0.
     pub fn file_bytes(&self, sha256: &Sha256, size: u64) -> u64 {
         if let Some(n) = self.live().files.get(sha256) {
             return (*n).min(size);
         }
         match self.store() {
             Some(s) if s.contains(sha256, size) => size,
+            Some(s) if self.is_importing() => {
+                std::fs::metadata(s.partial_path(sha256)).map_or(0, |m| m.len().min(size))
+            }
             _ => 0,
         }
     }
@@ -1275,6 +1280,27 @@ mod tests {
         assert_eq!(live["20250101"]["complete"], true);
         assert_eq!(live["20250101"]["progress"], 100.0);
         assert_eq!(live["20250101"]["files"]["boot-initrd"]["complete"], true);
+    }
+
+    #[test]
+    fn partial_files_count_while_importing() {
+        // A transport without per-file events: the staged file tells.
+        let dir = tempfile::tempdir().unwrap();
+        let images = Images::default();
+        let store = images.open_store(dir.path()).unwrap();
+        let sha = Sha256::of(b"kernel");
+        std::fs::write(store.partial_path(&sha), b"ker").unwrap();
+        assert_eq!(images.file_bytes(&sha, 6), 0, "no import: nothing counts");
+        *images.lock() = Some(CancellationToken::new());
+        assert_eq!(images.file_bytes(&sha, 6), 3);
+        assert_eq!(images.file_bytes(&sha, 2), 2, "never above the size");
+        images.on_progress(maas_images::Progress::FileBytes {
+            path: "k".into(),
+            sha256: sha,
+            done: 5,
+            size: 6,
+        });
+        assert_eq!(images.file_bytes(&sha, 6), 5, "events first");
     }
 
     #[test]

@@ -107,7 +107,8 @@ async fn gpg_signed_json2streams_mirror_syncs_over_http() {
         _ => None,
     });
     assert_eq!(last_bytes, Some((expected_bytes, expected_bytes)));
-    // Per-file progress ends at each file's size, for each of the 7 files.
+    // Per-file progress grows and ends at each file's size, for each of the
+    // 7 files (this test's downloads go through the buffered pipeline).
     let mut per_file = std::collections::BTreeMap::new();
     for e in &events {
         if let Progress::FileBytes {
