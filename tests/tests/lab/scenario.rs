@@ -607,9 +607,11 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         "the reason is not in the events:\n{}",
         ev.join("\n")
     );
-    let _ = run(Command::new("virsh")
-        .args(["-c", lab.var("LAB_LIBVIRT_URI"), "destroy"])
-        .arg(lab.vm(2).name));
+    // The ephemeral environment powers off after reporting the failure
+    // (the preseed's power_state), as MAAS's does.
+    wait("vm2 to power off after the failed install", 120, || {
+        (lab.domstate(2) == "shut off").then_some(())
+    });
     phases.done("5a. failing installer -> Failed deployment");
 
     // 5b. A VM that never boots (its link is down) after a shortened node
@@ -627,6 +629,10 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         &format!("/MAAS/api/2.0/machines/{s1}/?op=commission"),
         &[],
     );
+    // maasd powers it on through its BMC; it netboots into nothing.
+    wait("vm1 to be powered on for commissioning", 60, || {
+        (lab.domstate(1) == "running").then_some(())
+    });
     wait_status(&api, &lab, &[s1], "Failed commissioning", 240);
     let ev = events(&api, s1);
     assert!(
@@ -635,6 +641,10 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         "no timeout event:\n{}",
         ev.join("\n")
     );
+    // maasd powers a machine off when its operation times out.
+    wait("vm1 to be powered off after the timeout", 120, || {
+        (lab.domstate(1) == "shut off").then_some(())
+    });
     phases.done("5b. never boots -> Failed commissioning after 60 s timeout");
 
     eprintln!("scenario total {:.0} s", t_all.elapsed().as_secs_f64());
