@@ -4,11 +4,12 @@
 #   - power on → libvirt says running, through each BMC: maas-power (release
 #     build of examples/power) vs ipmitool (IPMI, virtualbmc) and curl (Redfish,
 #     sushy-emulator) on the same VM; median of N runs, ratio reported;
-#   - the lab tests' own phase timings: image build (cold, from the cache's
-#     `timings`), installer boot (initrd → network → squashfs → installed) and
-#     disk boot to the installed cloud-init's marker (guest uptime stamps and
-#     wall clock from the test output).
-# usage: [BENCH_INSTALL=0] bench/lab/run.sh [N]   (root; an otherwise idle machine)
+#   - the image build (cold, from the cache's `timings`) and the MAAS scenario
+#     under maasd (tests/tests/lab/scenario.rs): wall time per phase and each
+#     VM's console timeline (power-on request → iPXE → maasd's ipxe.cfg →
+#     kernel → the environment's DHCP → first signal / install → disk boot →
+#     cloud-init), from the test's output.
+# usage: [BENCH_SCENARIO=0] bench/lab/run.sh [N]   (root; an otherwise idle machine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -87,8 +88,8 @@ cat "$out/timings" 2>/dev/null || echo "(cached before timings were recorded)"
 du -sh "$out"/mirror/*/amd64/*/generic/boot-kernel "$out"/mirror/*/amd64/*/generic/boot-initrd \
   "$out"/mirror/*/amd64/*/squashfs "$out"/mirror/*/amd64/*/root-tgz 2>/dev/null | sed 's|'"$out"'/mirror/||'
 
-[[ ${BENCH_INSTALL:-1} == 1 ]] || exit 0
+[[ ${BENCH_SCENARIO:-1} == 1 ]] || exit 0
 echo
-echo "Installer and disk boot (lab tests, TCG, 1 vCPU, 512 MiB):"
-cargo nextest run -q -p maas-e2e --test lab --no-capture -E 'test(install)' 2>&1 |
-  grep -E 'install [0-9.]+ s|LAB: (initrd up|network up|root squashfs|curtin: installed)' || true
+echo "The MAAS scenario under maasd (TCG, 1 vCPU, 512 MiB per VM):"
+cargo nextest run -q -p maas-e2e --test lab --no-capture -E 'test(maas_scenario)' 2>&1 |
+  grep -E '^scenario|^  [a-z+ ]+ vm[12]:|^\| ' || true

@@ -7,6 +7,8 @@ Run by tests/tests/lab/scenario.rs with MAAS_URL and MAAS_KEY set:
     lab_scenario.py commission SYSTEM_ID...
     lab_scenario.py deploy DISTRO_SERIES USER_DATA_FILE SYSTEM_ID...
     lab_scenario.py release [--quick-erase] SYSTEM_ID...
+    lab_scenario.py demo-network NET          (tests/lab/lab demo: NET.0/24
+                                               managed, dynamic range .100-.150)
 
 Each action is asked for and not waited on (the test watches the machines
 reach their states); every machine's new status is printed as
@@ -19,6 +21,7 @@ import sys
 import time
 
 from maas.client import connect
+from maas.client.enum import IPRangeType
 
 c = connect(os.environ["MAAS_URL"], apikey=os.environ["MAAS_KEY"])
 action, args = sys.argv[1], sys.argv[2:]
@@ -70,6 +73,22 @@ elif action == "release":
         else:
             m = m.release(wait=False)
         print(sid, m.status_name)
+elif action == "demo-network":
+    # What the scenario does through the e2e client, for `lab demo`: the
+    # commissioning release the lab's mirror carries, the lab's subnet with a
+    # dynamic range, DHCP on the default VLAN.
+    net = args[0]
+    for name, value in (
+        ("commissioning_osystem", "debian"),
+        ("commissioning_distro_series", "bookworm"),
+    ):
+        c._origin.MAAS._handler.set_config(name=name, value=value)
+    vlan = c.fabrics.list()[0].vlans.get_default()
+    c.subnets.create(net + ".0/24", vlan=vlan)
+    c.ip_ranges.create(net + ".100", net + ".150", type=IPRangeType.DYNAMIC)
+    vlan.dhcp_on = True
+    vlan.save()
+    print("dhcp on", net + ".0/24")
 else:
     raise SystemExit("unknown action " + action)
 print("DONE")

@@ -672,6 +672,31 @@ fn event_time(ms: i64) -> String {
         .to_string()
 }
 
+/// MAAS's event levels in rising order; AUDIT sits apart (below DEBUG).
+const EVENT_LEVELS: [&str; 6] = ["AUDIT", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+/// `events/?op=query&level=`: as in MAAS, the minimum level of the events
+/// returned (INFO also returns WARNING, ERROR and CRITICAL), except AUDIT,
+/// which returns exactly the audit events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LevelFilter(usize);
+
+impl LevelFilter {
+    fn parse(name: &str) -> Option<LevelFilter> {
+        EVENT_LEVELS
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(name))
+            .map(LevelFilter)
+    }
+
+    fn keeps(self, level: &str) -> bool {
+        match EVENT_LEVELS.iter().position(|l| *l == level) {
+            Some(0) | None => self.0 == 0 && level == EVENT_LEVELS[0],
+            Some(rank) => self.0 != 0 && rank >= self.0,
+        }
+    }
+}
+
 /// `GET events/?op=query`.
 pub fn events_query(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
@@ -683,14 +708,17 @@ pub fn events_query(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         after: c.params.int("after")?,
         limit,
     };
-    let level = c
-        .params
-        .get_nonempty("level")
-        .map(|l| l.to_ascii_uppercase());
+    let level = match c.params.get_nonempty("level") {
+        Some(l) => Some(
+            LevelFilter::parse(&l)
+                .ok_or_else(|| ApiError::bad_request(format!("Unrecognised log level: {l}")))?,
+        ),
+        None => None,
+    };
     let evs = events::query(c.conn, &q)?;
     let list: Vec<Value> = evs
         .iter()
-        .filter(|e| level.as_deref().is_none_or(|l| e.level == l))
+        .filter(|e| level.is_none_or(|l| l.keeps(&e.level)))
         .map(|e| {
             json!({
                 "id": e.id,
@@ -722,6 +750,20 @@ pub fn events_query(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_level_is_a_minimum_except_audit() {
+        let info = LevelFilter::parse("info").unwrap();
+        assert!(info.keeps("INFO") && info.keeps("WARNING") && info.keeps("ERROR"));
+        assert!(!info.keeps("DEBUG") && !info.keeps("AUDIT"));
+        let debug = LevelFilter::parse("DEBUG").unwrap();
+        assert!(debug.keeps("DEBUG") && debug.keeps("ERROR") && debug.keeps("CRITICAL"));
+        assert!(!debug.keeps("AUDIT"));
+        let audit = LevelFilter::parse("AUDIT").unwrap();
+        assert!(audit.keeps("AUDIT") && !audit.keeps("ERROR"));
+        assert!(!info.keeps("NOTALEVEL"));
+        assert_eq!(LevelFilter::parse("LOUD"), None);
+    }
 
     #[test]
     fn timestamps_in_maas_formats() {

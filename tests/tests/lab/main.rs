@@ -12,7 +12,4 @@ mod harness;
 mod images;
 mod installer;
 mod power;
-// UNFINISHED, not wired in: tests/tests/lab/scenario.rs (the MAAS scenario
-// under maasd) passes enlistment and commissioning and deploys the BIOS VM
-// to Deployed; the UEFI disk boot, release and failure phases are not green
-// yet (tests/lab/README.md). Add `mod scenario;` locally to run it.
+mod scenario;

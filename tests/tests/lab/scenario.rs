@@ -17,6 +17,8 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use maas_e2e::harden::{ApiKey, Client};
@@ -284,6 +286,143 @@ fn stamps(lab: &Lab, n: u32, from: usize) -> String {
         .join("\n")
 }
 
+/// When both consoles grew: (time, length of vm1's, length of vm2's).
+type Samples = Arc<Mutex<Vec<(Instant, [u64; 2])>>>;
+
+/// Named console markers, each with its alternative texts.
+type Markers<'a> = &'a [(&'a str, &'a [&'a str])];
+
+/// When the VMs printed what: a thread samples the length of both serial
+/// consoles every 200 ms, so the wall-clock moment any text appeared is known
+/// to within a sample (the firmware and iPXE print no clock, the kernel's
+/// restarts at every boot).
+struct ConsoleClock {
+    stop: Arc<AtomicBool>,
+    samples: Samples,
+    paths: [PathBuf; 2],
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a netboot into the ephemeral environment prints, in order: the
+/// firmware handing over to iPXE, maasd's DHCP answer and `ipxe.cfg` (the
+/// script's echo), the Debian kernel, the environment's own DHCP, its first
+/// signal to the metadata API, its power off.
+const NETBOOT: Markers<'static> = &[
+    ("iPXE", &["iPXE 1."]),
+    ("maasd ipxe.cfg", &["Booting under MAAS direction"]),
+    ("kernel", &["Linux version"]),
+    ("env DHCP", &["LAB: network up"]),
+    ("1st signal", &["LAB: signal"]),
+    ("off", &["LAB: powering off"]),
+];
+
+/// A deployment: the install, the reboot, iPXE's local boot (the UEFI VM
+/// then through OVMF's PXE, maasd's GRUB and the disk's loader), the
+/// installed kernel and its cloud-init running the user-data.
+const DEPLOY: Markers<'static> = &[
+    ("iPXE", &["iPXE 1."]),
+    ("maasd ipxe.cfg", &["Booting under MAAS direction"]),
+    ("kernel", &["Linux version"]),
+    ("env DHCP", &["LAB: network up"]),
+    ("installed", &["LAB: curtin: installed"]),
+    ("reboot", &["LAB: rebooting"]),
+    ("iPXE", &["iPXE 1."]),
+    ("local boot", &["Booting local disk"]),
+    ("disk kernel", &["Linux version"]),
+    ("cloud-init user-data", &["LAB-DEPLOYED-MARKER host="]),
+];
+
+/// A deployment the installer refuses.
+const FAILED_INSTALL: Markers<'static> = &[
+    ("iPXE", &["iPXE 1."]),
+    ("maasd ipxe.cfg", &["Booting under MAAS direction"]),
+    ("kernel", &["Linux version"]),
+    ("install failed", &["LAB: FAIL install"]),
+    ("reboot", &["LAB: rebooting"]),
+    ("iPXE", &["iPXE 1."]),
+];
+
+fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+impl ConsoleClock {
+    fn start(lab: &Lab) -> ConsoleClock {
+        let paths = [1, 2].map(|n| PathBuf::from(lab.var(&format!("LAB_VM{n}_SERIAL"))));
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, samples, paths) = (stop.clone(), samples.clone(), paths.clone());
+            std::thread::spawn(move || {
+                let mut last = [0u64; 2];
+                while !stop.load(Ordering::Relaxed) {
+                    let now = paths
+                        .clone()
+                        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+                    if now != last {
+                        samples
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((Instant::now(), now));
+                        last = now;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        ConsoleClock {
+            stop,
+            samples,
+            paths,
+            thread: Some(thread),
+        }
+    }
+
+    /// The console length of VM `n` now (a phase's starting point).
+    fn mark(&self, n: u32) -> usize {
+        std::fs::metadata(&self.paths[n as usize - 1]).map_or(0, |m| m.len() as usize)
+    }
+
+    /// `markers` found one after the other from byte `from` of VM `n`'s
+    /// console, each with the seconds since `t0` at which it was printed.
+    fn timeline(&self, n: u32, from: usize, t0: Instant, markers: Markers<'_>) -> String {
+        let text = std::fs::read(&self.paths[n as usize - 1]).unwrap_or_default();
+        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = from;
+        let mut out = Vec::new();
+        for (label, alternatives) in markers {
+            let Some(pos) = alternatives
+                .iter()
+                .filter_map(|m| find_bytes(&text, m.as_bytes(), at))
+                .min()
+            else {
+                continue;
+            };
+            at = pos + 1;
+            let seen = samples
+                .iter()
+                .find(|(_, len)| len[n as usize - 1] > pos as u64)
+                .map(|(t, _)| t.saturating_duration_since(t0).as_secs_f64());
+            if let Some(s) = seen {
+                out.push(format!("{label} {s:.1}"));
+            }
+        }
+        format!("vm{n}: {}", out.join(" | "))
+    }
+}
+
+impl Drop for ConsoleClock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn libmaas(region: &Region, key: &str, args: &[&str]) -> String {
     let script = repo().join("tests/python/lab_scenario.py");
     let out = run(Command::new(venv_bin().join("python"))
@@ -347,6 +486,18 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     let host_ip = lab.var("LAB_HOST_IP").to_owned();
     let net = lab.var("LAB_NET").to_owned();
     phases.done("lab up");
+    let clock = ConsoleClock::start(&lab);
+    let mut timelines: Vec<String> = Vec::new();
+    let mut timeline = |phase: &str, t0: Instant, from: [usize; 2], vms: &[(u32, Markers<'_>)]| {
+        for &(n, markers) in vms {
+            let line = format!(
+                "{phase} {}",
+                clock.timeline(n, from[n as usize - 1], t0, markers)
+            );
+            eprintln!("  {line}");
+            timelines.push(line);
+        }
+    };
 
     let work = tempfile::tempdir().expect("tempdir");
     let loaders_dir = work.path().join("loaders");
@@ -437,6 +588,7 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     // 1. Enlistment: both VMs, unknown to maasd, powered on through their
     // BMCs (as an operator would); they netboot, enlist and power off.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (t0, from) = (Instant::now(), [clock.mark(1), clock.mark(2)]);
     let pm = power_manager();
     let offsets: Vec<usize> = [1, 2].iter().map(|&n| serial(&lab, n).len()).collect();
     for n in [1, 2] {
@@ -490,10 +642,12 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         eprintln!("enlist vm{n}:\n{}", stamps(&lab, n, offsets[i]));
     }
     let (s1, s2) = (sids[0].as_str(), sids[1].as_str());
+    timeline("enlist", t0, from, &[(1, NETBOOT), (2, NETBOOT)]);
     phases.done("1. enlist both (power on via BMC -> New)");
 
     // 2. Commissioning, asked through python-libmaas; maasd powers the VMs
     // on through the BMC details they reported.
+    let (t0, from) = (Instant::now(), [clock.mark(1), clock.mark(2)]);
     let offsets: Vec<usize> = [1, 2].iter().map(|&n| serial(&lab, n).len()).collect();
     libmaas(&region, &key, &["commission", s1, s2]);
     wait_status(&api, &lab, &[s1, s2], "Ready", 420);
@@ -526,10 +680,12 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     wait("commissioned VMs to power off", 120, || {
         ([1, 2].iter().all(|&n| lab.domstate(n) == "shut off")).then_some(())
     });
+    timeline("commission", t0, from, &[(1, NETBOOT), (2, NETBOOT)]);
     phases.done("2. commission both (libmaas -> Ready)");
 
     // 3. Deployment of both (BIOS and UEFI), user-data writing a marker
     // with what cloud-init installed.
+    let (t0, from) = (Instant::now(), [clock.mark(1), clock.mark(2)]);
     let offsets: Vec<usize> = [1, 2].iter().map(|&n| serial(&lab, n).len()).collect();
     let ud = work.path().join("user-data");
     std::fs::write(
@@ -563,9 +719,11 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         assert_eq!(m["distro_series"], "bookworm", "{m}");
         eprintln!("deploy vm{n}: {marker}\n{}", stamps(&lab, n, offsets[i]));
     }
+    timeline("deploy", t0, from, &[(1, DEPLOY), (2, DEPLOY)]);
     phases.done("3. deploy both (install, disk boot, cloud-init -> Deployed)");
 
     // 4. Release: quick erase on vm1, plain on vm2; both end off and Ready.
+    let (t0, from) = (Instant::now(), [clock.mark(1), clock.mark(2)]);
     libmaas(&region, &key, &["release", "--quick-erase", s1]);
     libmaas(&region, &key, &["release", s2]);
     wait_status(&api, &lab, &[s1, s2], "Ready", 420);
@@ -579,10 +737,12 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         disk.iter().all(|&b| b == 0),
         "vm1's disk start was not erased"
     );
+    timeline("release+erase", t0, from, &[(1, NETBOOT)]);
     phases.done("4. release both (quick erase on vm1 -> Ready, off)");
 
     // 5a. An installer that fails: vm2 with an LVM layout the lab's
     // installer refuses, deployed through the API.
+    let (t0, from) = (Instant::now(), [clock.mark(1), clock.mark(2)]);
     ok_json(
         &api,
         "POST",
@@ -603,15 +763,18 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
     );
     wait_status(&api, &lab, &[s2], "Failed deployment", 420);
     let ev = events(&api, s2);
-    assert!(
-        ev.iter()
-            .any(|e| e.contains("not supported by the lab installer")),
-        "the reason is not in the events:\n{}",
-        ev.join("\n")
-    );
-    let _ = run(Command::new("virsh")
-        .args(["-c", lab.var("LAB_LIBVIRT_URI"), "destroy"])
-        .arg(lab.vm(2).name));
+    let reason = ev
+        .iter()
+        .find(|e| e.contains("not supported by the lab installer"))
+        .unwrap_or_else(|| panic!("the reason is not in the events:\n{}", ev.join("\n")));
+    eprintln!("  5a event: {reason}");
+    // The environment reboots after reporting (the deployment preseed's
+    // power_state); maasd answers a Failed deployment machine's netboot
+    // with iPXE's poweroff, as MAAS does.
+    wait("vm2 to power off after the failed install", 120, || {
+        (lab.domstate(2) == "shut off").then_some(())
+    });
+    timeline("failed install", t0, from, &[(2, FAILED_INSTALL)]);
     phases.done("5a. failing installer -> Failed deployment");
 
     // 5b. A VM that never boots (its link is down) after a shortened node
@@ -629,19 +792,30 @@ fn maas_scenario_enlist_commission_deploy_release_and_fail() {
         &format!("/MAAS/api/2.0/machines/{s1}/?op=commission"),
         &[],
     );
+    // maasd powers it on through its BMC; it netboots into nothing.
+    wait("vm1 to be powered on for commissioning", 60, || {
+        (lab.domstate(1) == "running").then_some(())
+    });
     wait_status(&api, &lab, &[s1], "Failed commissioning", 240);
     let ev = events(&api, s1);
-    assert!(
-        ev.iter().any(|e| e.to_lowercase().contains("timed out")
-            || e.to_lowercase().contains("timeout")),
-        "no timeout event:\n{}",
-        ev.join("\n")
-    );
+    let timeout = ev
+        .iter()
+        .find(|e| e.to_lowercase().contains("timed out"))
+        .unwrap_or_else(|| panic!("no timeout event:\n{}", ev.join("\n")));
+    eprintln!("  5b event: {timeout}");
+    // maasd powers a machine off when its operation times out.
+    wait("vm1 to be powered off after the timeout", 120, || {
+        (lab.domstate(1) == "shut off").then_some(())
+    });
     phases.done("5b. never boots -> Failed commissioning after 60 s timeout");
 
     eprintln!("scenario total {:.0} s", t_all.elapsed().as_secs_f64());
     for (p, s) in &phases.0 {
         eprintln!("| {p} | {s:.0} s |");
+    }
+    eprintln!("console timelines (s after the phase's power-on request):");
+    for t in &timelines {
+        eprintln!("  {t}");
     }
     drop(region);
     drop(lab);
