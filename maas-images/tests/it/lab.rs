@@ -356,6 +356,8 @@ pub enum Fault {
     Corrupt,
     /// Append bytes the stream did not announce.
     Extend(usize),
+    /// Send the whole body without a length (chunked encoding).
+    Chunked,
 }
 
 #[derive(Default)]
@@ -471,6 +473,15 @@ async fn faults(State(state): State<Arc<ServerState>>, req: Request, next: Next)
             let mut d = data;
             d.extend(std::iter::repeat_n(0u8, n));
             d.into_response()
+        }
+        Fault::Chunked => {
+            let body = bytes::Bytes::from(data);
+            Response::new(Body::from_stream(futures::stream::iter([Ok::<
+                _,
+                std::io::Error,
+            >(
+                body
+            )])))
         }
         Fault::AbortAfter(n) => {
             let len = data.len();
