@@ -3,7 +3,14 @@
 //! files, checking size and sha256 while streaming), then promotes the
 //! versions into the store and garbage-collects old ones.
 //!
-//! Each download is a small pipeline: the network task copies the received
+//! A plain `http://` answer (200 or 206 with a `Content-Length`) is received
+//! on the `splice` module's path: the kernel moves the body socket → pipe →
+//! staged file and a second thread hashes the file's written range from the
+//! page cache, so no body byte passes through an HTTP client's buffers. Any
+//! other answer, and `https://` and `file://`, take the general path below;
+//! both end in the same size/sha256 check before the atomic rename.
+//!
+//! The general path is a small pipeline: the network task copies the received
 //! chunks into a few recycled 2 MiB buffers and hands each full one to a
 //! hashing thread and a writing thread at once, so the slowest of the three
 //! (sha256) sets the pace instead of their sum, and memory stays at four
@@ -439,6 +446,11 @@ impl Importer {
         cancel: &CancellationToken,
     ) -> Result<Option<String>> {
         let joined = |e: tokio::task::JoinError| Error::Invalid(format!("worker failed: {e}"));
+        // The blocking threads below watch this token: it is cancelled with
+        // the sync's, and also when this future is dropped unfinished, so a
+        // dropped sync does not leave a download running on its own.
+        let cancel = &cancel.child_token();
+        let _stop_on_drop = cancel.clone().drop_guard();
         let opening = {
             let (url, cancel) = (url.clone(), cancel.clone());
             tokio::task::spawn_blocking(move || splice::open(&url, have, &cancel))
