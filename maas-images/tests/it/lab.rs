@@ -358,6 +358,9 @@ pub enum Fault {
     Extend(usize),
     /// Send the whole body without a length (chunked encoding).
     Chunked,
+    /// Announce the full length, send `n` bytes, then send nothing more
+    /// (the connection stays open).
+    StallAfter(usize),
 }
 
 #[derive(Default)]
@@ -482,6 +485,16 @@ async fn faults(State(state): State<Arc<ServerState>>, req: Request, next: Next)
             >(
                 body
             )])))
+        }
+        Fault::StallAfter(n) => {
+            let len = data.len();
+            let head = bytes::Bytes::from(data[..n.min(len)].to_vec());
+            let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(head)])
+                .chain(futures::stream::pending());
+            let mut resp = Response::new(Body::from_stream(stream));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            resp
         }
         Fault::AbortAfter(n) => {
             let len = data.len();

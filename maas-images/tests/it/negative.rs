@@ -289,6 +289,51 @@ async fn large_file_cut_mid_buffer_resumes_byte_exact(splice: bool) {
     assert!(stored == f.data, "stored bytes differ from the mirror's");
 }
 
+/// Cancelling while a body is arriving (the server has stalled mid-file)
+/// stops the download promptly, promotes nothing and keeps what arrived for
+/// the next run, which resumes with a Range.
+async fn cancellation_mid_file_keeps_the_partial_for_resume(splice: bool) {
+    let size = 5 << 20;
+    let c = case_with(size, splice).await;
+    let squash = c.mirror.file("squashfs").path.clone();
+    let stall = 3 << 20;
+    c.server.fault(&squash, Fault::StallAfter(stall));
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let src = source(&c.server.url(), c.gpg.export(false).unwrap());
+    // Cancel once most of what the server will send has arrived.
+    let progress: maas_images::ProgressFn = Arc::new(move |p| {
+        if matches!(p, maas_images::Progress::Bytes { done, .. } if done >= (2 << 20)) {
+            token.cancel();
+        }
+    });
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        c.importer.sync(&src, Some(progress), cancel),
+    )
+    .await
+    .expect("cancellation did not stop the stalled download")
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    c.assert_nothing_promoted();
+    assert!(!c.squashfs_in_store());
+    let sha = c.mirror.file("squashfs").sha256().parse().unwrap();
+    let kept = std::fs::metadata(c.store.partial_path(&sha)).unwrap().len();
+    assert!(kept > 0 && kept <= stall as u64, "kept {kept} bytes");
+
+    c.server.clear_faults();
+    c.server.clear_log();
+    let report = c.sync().await.unwrap();
+    assert_eq!(report.promoted, 3);
+    assert_eq!(
+        c.server.requests_for(&squash),
+        [Some(format!("bytes={kept}-"))]
+    );
+    let f = c.mirror.file("squashfs");
+    let stored = std::fs::read(c.store.path_of(&f.sha256().parse().unwrap())).unwrap();
+    assert!(stored == f.data, "stored bytes differ from the mirror's");
+}
+
 /// Runs each download case on both receive paths for `http://` files.
 macro_rules! both_paths {
     ($($name:ident),* $(,)?) => {$(
@@ -313,5 +358,6 @@ both_paths!(
     server_error_mid_file_then_resume_skips_finished_files,
     http_500_is_a_clear_error,
     cancellation_stops_the_sync_and_keeps_nothing_promoted,
-    large_file_cut_mid_buffer_resumes_byte_exact
+    large_file_cut_mid_buffer_resumes_byte_exact,
+    cancellation_mid_file_keeps_the_partial_for_resume,
 );
