@@ -148,6 +148,7 @@ for mib in "${SIZES[@]}"; do
   read -r i_s i_rss i_u i_sy < <(timed "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
       --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
   n1=$(nginx_cpu)
+  echo "table's import, $mib MiB: user $i_u s, sys $i_sy s" >&2
   if [[ -n ${BASELINE_IMPORT:-} ]]; then
     : > "$W/ab"
     for r in $(seq "${AB_ROUNDS:-3}"); do
