@@ -12,6 +12,10 @@ step "install test dependencies"
 MAAS_RS_VENV=$(scripts/install-deps.sh | tail -n 1)
 export MAAS_RS_VENV
 export PATH="$MAAS_RS_VENV/bin:$PATH"
+# Every maasd a test starts (also outside the e2e harness, e.g. maas-py's
+# tests) skips the automatic image import and MAAS's default boot source
+# (images.maas.io): tests reach only loopback and their own namespaces.
+export MAAS_IMAGES_AUTO_IMPORT=false MAAS_IMAGES_DEFAULT_SOURCE=false
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

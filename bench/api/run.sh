@@ -8,6 +8,8 @@
 #   MAASD_BASE_BIN  optional second maasd (e.g. an older commit's release
 #                   build) measured side by side in the same run
 set -euo pipefail
+# No automatic image import and no default boot source: nothing contacts images.maas.io.
+export MAAS_IMAGES_AUTO_IMPORT=false MAAS_IMAGES_DEFAULT_SOURCE=false
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 REQ="${1:-30}"

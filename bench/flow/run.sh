@@ -10,6 +10,8 @@
 # Needs: ipmitool (Debian), pyghmi in the test venv (scripts/install-deps.sh).
 # Env: N (default 10), M (default 1000).
 set -euo pipefail
+# No automatic image import and no default boot source: nothing contacts images.maas.io.
+export MAAS_IMAGES_AUTO_IMPORT=false MAAS_IMAGES_DEFAULT_SOURCE=false
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 N="${N:-10}"; M="${M:-1000}"

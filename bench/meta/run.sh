@@ -11,6 +11,8 @@
 # Usage: bench/meta/run.sh [N_READS]   (needs root for nothing; wrk, nginx,
 # cloud-init installed). Env: MAASD_BIN to skip the release build, DUR=10.
 set -euo pipefail
+# No automatic image import and no default boot source: nothing contacts images.maas.io.
+export MAAS_IMAGES_AUTO_IMPORT=false MAAS_IMAGES_DEFAULT_SOURCE=false
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 N="${1:-30}"

@@ -301,6 +301,51 @@ impl Store {
         Ok(report)
     }
 
+    /// Removes the resources `pred` picks (an operator's delete) and the
+    /// content files only they referenced: a file another resource shares
+    /// (same digest) stays, and files outside the removed resources are not
+    /// touched (an import may be promoting them right now).
+    pub fn remove_where(&self, pred: impl Fn(&StoredResource) -> bool) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let mut catalog = self.lock();
+        let (removed, kept): (Vec<StoredResource>, Vec<StoredResource>) =
+            std::mem::take(&mut catalog.resources)
+                .into_iter()
+                .partition(|r| pred(r));
+        catalog.resources = kept;
+        if removed.is_empty() {
+            return Ok(report);
+        }
+        self.save(&catalog)?;
+        let live: BTreeSet<Sha256> = catalog
+            .resources
+            .iter()
+            .flat_map(|r| r.files.iter().map(|f| f.sha256))
+            .collect();
+        let orphans: BTreeSet<Sha256> = removed
+            .iter()
+            .flat_map(|r| r.files.iter().map(|f| f.sha256))
+            .filter(|sha| !live.contains(sha))
+            .collect();
+        for sha in orphans {
+            let path = self.path_of(&sha);
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                    report.deleted_files += 1;
+                    report.freed_bytes += m.len();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        report.dropped_versions = removed
+            .into_iter()
+            .map(|r| (r.product, r.version))
+            .collect();
+        Ok(report)
+    }
+
     /// Registers an uploaded custom image (MAAS `boot-resources create`):
     /// copies `upload` into the store while hashing, checks the announced
     /// sha256 and size, and promotes it as `custom/<name>`.
@@ -511,6 +556,35 @@ mod tests {
 
         let reopened = Store::open(dir.path()).unwrap();
         assert_eq!(reopened.resources().len(), 1);
+    }
+
+    #[test]
+    fn remove_where_keeps_shared_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Same tag: ga and hwe share every file (same digests).
+        let ga = version(&store, "ga-22.04", "1", "a");
+        let hwe = version(&store, "hwe-22.04", "1", "a");
+        let other = version(&store, "ga-22.04", "2", "b");
+        store
+            .commit(&[ga.clone(), hwe.clone(), other.clone()])
+            .unwrap();
+        let is = |v: &WantedVersion| {
+            let (p, ver) = (v.product.clone(), v.version.clone());
+            move |r: &StoredResource| r.product == p && r.version == ver
+        };
+        let report = store.remove_where(is(&hwe)).unwrap();
+        assert_eq!(report.dropped_versions.len(), 1);
+        assert_eq!(report.deleted_files, 0, "ga still uses hwe's files");
+        assert!(store.contains(&ga.files[0].sha256, ga.files[0].size));
+        let report = store.remove_where(is(&other)).unwrap();
+        assert_eq!(report.deleted_files, 3);
+        assert!(!store.contains(&other.files[0].sha256, other.files[0].size));
+        assert!(store.contains(&ga.files[0].sha256, ga.files[0].size));
+        assert_eq!(store.resources().len(), 1);
+        assert_eq!(Store::open(dir.path()).unwrap().resources().len(), 1);
+        // Nothing matched: nothing removed.
+        assert_eq!(store.remove_where(|_| false).unwrap(), GcReport::default());
     }
 
     #[test]

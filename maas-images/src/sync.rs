@@ -95,6 +95,18 @@ pub enum Progress {
         /// Received bytes per second since this sync started.
         rate: f64,
     },
+    /// Bytes of one file arrived (per pipeline buffer, so per 2 MiB at
+    /// most), for per-resource progress.
+    FileBytes {
+        /// Path in the mirror.
+        path: String,
+        /// The file's digest (files are shared between products by digest).
+        sha256: Sha256,
+        /// Bytes of this file present so far (resumed + received).
+        done: u64,
+        /// Its expected size.
+        size: u64,
+    },
     /// A file was verified and moved into the store.
     FileDone {
         /// Path in the mirror.
@@ -230,7 +242,20 @@ impl Importer {
             r = self.read_source(source) => r?,
             () = cancel.cancelled() => return Err(Error::Cancelled),
         };
-        let warnings = unmatched_selections(&streams, &source.selections)
+        self.sync_streams(source, &streams, progress, cancel).await
+    }
+
+    /// [`Importer::sync`] from streams the caller already read (and
+    /// verified) with [`Importer::read_source`], e.g. to record what the
+    /// source offers before downloading.
+    pub async fn sync_streams(
+        &self,
+        source: &BootSource,
+        streams: &[Products],
+        progress: Option<ProgressFn>,
+        cancel: CancellationToken,
+    ) -> Result<SyncReport> {
+        let warnings = unmatched_selections(streams, &source.selections)
             .into_iter()
             .map(|s| {
                 format!(
@@ -242,7 +267,7 @@ impl Importer {
         for w in &warnings {
             tracing::warn!(source = %source.display_name(), "{w}");
         }
-        let wanted = compute_wanted(&streams, &source.selections)?;
+        let wanted = compute_wanted(streams, &source.selections)?;
         let root = source.mirror_root()?;
         let emit = |p: Progress| {
             if let Some(f) = &progress {
@@ -357,6 +382,9 @@ impl Importer {
 
         let mut received = have;
         let what = file.path.clone();
+        // A reference, so the per-buffer futures below copy it.
+        let file_bytes = AtomicU64::new(have);
+        let file_done = &file_bytes;
         let mut pool = Pool::new();
         let mut buf = pool.take().await;
         // Hands a full buffer to both threads and reports progress; false
@@ -372,6 +400,12 @@ impl Importer {
                 let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
                 let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
                 let secs = counters.started.elapsed().as_secs_f64();
+                emit(Progress::FileBytes {
+                    path: file.path.clone(),
+                    sha256: file.sha256,
+                    done: file_done.fetch_add(n, Ordering::Relaxed) + n,
+                    size: file.size,
+                });
                 emit(Progress::Bytes {
                     done,
                     total: counters.total,

@@ -28,6 +28,8 @@ pub struct FileConfig {
     /// Largest accepted API request body in bytes (default 64 MiB); bigger
     /// requests are answered 413 before they are read.
     pub max_body_bytes: Option<usize>,
+    /// `[images]`: automatic imports and the default boot source.
+    pub images: Option<crate::images::ImagesConfig>,
 }
 
 impl FileConfig {
@@ -60,6 +62,8 @@ pub struct Config {
     pub rack: Option<crate::rack::RackConfig>,
     /// Largest accepted API request body in bytes.
     pub max_body_bytes: usize,
+    /// Automatic imports and the default boot source.
+    pub images: crate::images::ImagesConfig,
 }
 
 /// The default request body limit: boot-resource uploads come in 4 MiB
@@ -77,6 +81,7 @@ impl std::fmt::Debug for Config {
             .field("workflow", &self.workflow)
             .field("rack", &self.rack)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("images", &self.images)
             .finish()
     }
 }
@@ -103,7 +108,10 @@ impl TryFrom<FileConfig> for Config {
         if max_body_bytes == 0 {
             return Err(Error::Config("max_body_bytes must be at least 1".into()));
         }
+        let images = f.images.unwrap_or_default();
+        images.validate()?;
         Ok(Config {
+            images,
             listen: f
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5240))),
@@ -158,6 +166,33 @@ mod tests {
         assert_eq!(c.workflow.workers, 16);
         assert!(FileConfig::parse("[workflow]\ntick = 1\n").is_err());
         assert!(Config::try_from(FileConfig::parse("[workflow]\nworkers = 0\n").unwrap()).is_err());
+    }
+
+    #[test]
+    fn images_section_defaults_as_maas_and_is_validated() {
+        let c = Config::try_from(FileConfig::parse("").unwrap()).unwrap();
+        assert!(c.images.auto_import && c.images.default_source);
+        assert_eq!(c.images.import_interval_secs, 3600);
+        assert_eq!(
+            c.images.default_source_url,
+            "http://images.maas.io/ephemeral-v3/stable/"
+        );
+        let c = Config::try_from(
+            FileConfig::parse("[images]\nauto_import = false\nimport_interval_secs = 2\n").unwrap(),
+        )
+        .unwrap();
+        assert!(!c.images.auto_import && c.images.default_source);
+        assert_eq!(c.images.import_interval_secs, 2);
+        assert!(FileConfig::parse("[images]\ninterval = 2\n").is_err());
+        for bad in [
+            "[images]\nimport_interval_secs = 0\n",
+            "[images]\ndefault_source_url = \"ftp://x/\"\n",
+        ] {
+            assert!(
+                Config::try_from(FileConfig::parse(bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -80,6 +80,50 @@ impl Common {
     }
 }
 
+/// `[images]` overrides (`serve` only).
+#[derive(Debug, Args)]
+struct ImagesArgs {
+    /// Run the automatic imports (at start, then every interval) while the
+    /// `boot_images_auto_import` setting is on.
+    #[arg(long, env = "MAAS_IMAGES_AUTO_IMPORT")]
+    images_auto_import: Option<bool>,
+    /// Seconds between automatic imports.
+    #[arg(long, env = "MAAS_IMAGES_IMPORT_INTERVAL")]
+    images_import_interval: Option<u64>,
+    /// Create MAAS's default boot source on a database without one.
+    #[arg(long, env = "MAAS_IMAGES_DEFAULT_SOURCE")]
+    images_default_source: Option<bool>,
+    /// The default boot source's URL (MAAS's variable).
+    #[arg(long, env = "MAAS_DEFAULT_IMAGES_URL")]
+    images_default_url: Option<String>,
+    /// The default boot source's keyring file (MAAS's variable).
+    #[arg(long, env = "MAAS_IMAGES_KEYRING_FILEPATH")]
+    images_default_keyring: Option<String>,
+}
+
+impl ImagesArgs {
+    fn apply(&self, cfg: &mut Config) -> anyhow::Result<()> {
+        let i = &mut cfg.images;
+        if let Some(v) = self.images_auto_import {
+            i.auto_import = v;
+        }
+        if let Some(v) = self.images_import_interval {
+            i.import_interval_secs = v;
+        }
+        if let Some(v) = self.images_default_source {
+            i.default_source = v;
+        }
+        if let Some(v) = &self.images_default_url {
+            i.default_source_url.clone_from(v);
+        }
+        if let Some(v) = &self.images_default_keyring {
+            i.default_keyring.clone_from(v);
+        }
+        i.validate()?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (API on 127.0.0.1:5240 by default).
@@ -89,6 +133,8 @@ enum Command {
         /// Address the API listens on.
         #[arg(long, env = "MAAS_LISTEN")]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        images: ImagesArgs,
     },
     /// Create an administrator (as `maas createadmin`).
     Createadmin {
@@ -148,8 +194,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { common, listen } => {
-            let (cfg, state) = common.open(listen)?;
+        Command::Serve {
+            common,
+            listen,
+            images,
+        } => {
+            let (mut cfg, state) = common.open(listen)?;
+            images.apply(&mut cfg)?;
             let shutdown = CancellationToken::new();
             let stop = shutdown.clone();
             tokio::spawn(async move {
@@ -189,7 +240,37 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("starting the rack services")?;
             }
-            maas_server::images::auto_import(&state).context("starting the image import")?;
+            {
+                // Sets an import announced before a crash never completed.
+                let mut conn = state.pool.get()?;
+                let store = state.images.store();
+                conn.write_tx(|c| maas_server::images::settle_incomplete(c, store.as_deref()))
+                    .context("dropping unfinished import sets")?;
+            }
+            if cfg.images.default_source {
+                let mut conn = state.pool.get()?;
+                let created = conn
+                    .write_tx(|c| {
+                        maas_server::images::ensure_default_source(
+                            c,
+                            &cfg.images.default_source_url,
+                            &cfg.images.default_keyring,
+                            now_ms(),
+                        )
+                    })
+                    .context("creating the default boot source")?;
+                if created {
+                    tracing::info!(url = %cfg.images.default_source_url, "default boot source created");
+                }
+            }
+            if cfg.images.auto_import {
+                maas_server::images::spawn_auto_import(
+                    state.clone(),
+                    std::time::Duration::from_secs(cfg.images.import_interval_secs),
+                    shutdown.clone(),
+                )
+                .context("starting the automatic image import")?;
+            }
             maas_server::bind_and_serve(cfg.listen, state, shutdown)
                 .await
                 .with_context(|| format!("serving on {}", cfg.listen))?;

@@ -39,6 +39,7 @@ impl Maasd {
         cmd.args(["serve", "--listen", &addr, "--data-dir"])
             .arg(data_dir.path())
             .args(&opts.args)
+            .envs(crate::OFFLINE_IMAGES_ENV)
             .env("RUST_LOG", opts.log_filter.as_deref().unwrap_or("warn"))
             .stdout(Stdio::null());
         match &opts.log_file {
@@ -62,6 +63,7 @@ impl Maasd {
             data_dir,
             database_url: opts.database_url.clone(),
             config: None,
+            env: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

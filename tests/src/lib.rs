@@ -39,6 +39,15 @@ pub fn maasd_binary() -> anyhow::Result<std::path::PathBuf> {
     Ok(bin)
 }
 
+/// The environment every test's `maasd serve` gets unless the test says
+/// otherwise: no automatic image import and no default boot source, so no
+/// test contacts images.maas.io (MAAS's default source) or finds a second
+/// source beside the loopback mirror it configures.
+pub const OFFLINE_IMAGES_ENV: [(&str, &str); 2] = [
+    ("MAAS_IMAGES_AUTO_IMPORT", "false"),
+    ("MAAS_IMAGES_DEFAULT_SOURCE", "false"),
+];
+
 /// A running `maasd` with its own data directory, killed on drop.
 #[derive(Debug)]
 pub struct Maasd {
@@ -53,6 +62,8 @@ pub struct Maasd {
     pub database_url: Option<String>,
     /// The `--config` file, if any (written into `data_dir`).
     pub config: Option<std::path::PathBuf>,
+    /// Environment for `serve` on top of [`OFFLINE_IMAGES_ENV`].
+    pub env: Vec<(String, String)>,
 }
 
 impl Maasd {
@@ -73,6 +84,22 @@ impl Maasd {
         database_url: Option<&str>,
         config_toml: Option<&str>,
     ) -> anyhow::Result<Self> {
+        Self::start_env(binary, database_url, config_toml, &[])
+    }
+
+    /// Like [`Maasd::start_configured`], with `env` for `serve` (it wins
+    /// over [`OFFLINE_IMAGES_ENV`]: a test that runs the automatic import
+    /// against its own mirror sets `MAAS_IMAGES_AUTO_IMPORT=true`).
+    pub fn start_env(
+        binary: &Path,
+        database_url: Option<&str>,
+        config_toml: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let data_dir = tempfile::tempdir()?;
         let config = match config_toml {
             Some(text) => {
@@ -90,6 +117,7 @@ impl Maasd {
             data_dir.path(),
             database_url,
             config.as_deref(),
+            &env,
         )?;
         let m = Self {
             child,
@@ -98,6 +126,7 @@ impl Maasd {
             data_dir,
             database_url: database_url.map(str::to_owned),
             config,
+            env,
         };
         m.wait_listening()?;
         Ok(m)
@@ -131,6 +160,7 @@ impl Maasd {
             self.data_dir.path(),
             self.database_url.as_deref(),
             self.config.as_deref(),
+            &self.env,
         )?;
         self.wait_listening()
     }
@@ -204,10 +234,13 @@ fn spawn_serve(
     data_dir: &Path,
     database_url: Option<&str>,
     config: Option<&Path>,
+    env: &[(String, String)],
 ) -> anyhow::Result<Child> {
     let mut cmd = Command::new(binary);
     cmd.args(["serve", "--listen", addr, "--data-dir"])
         .arg(data_dir)
+        .envs(OFFLINE_IMAGES_ENV)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

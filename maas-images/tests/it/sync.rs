@@ -126,6 +126,24 @@ async fn syncs_over_http(splice: bool) {
         _ => None,
     });
     assert_eq!(last_bytes, Some((expected_bytes, expected_bytes)));
+    // Per-file progress grows and ends at each file's size.
+    let mut per_file = std::collections::BTreeMap::new();
+    for e in &events {
+        if let Progress::FileBytes {
+            sha256, done, size, ..
+        } = e
+        {
+            assert!(done <= size, "{e:?}");
+            let last = per_file.insert(*sha256, (*done, *size));
+            assert!(last.is_none_or(|(d, _)| d < *done), "grows: {e:?}");
+        }
+    }
+    // A transport that reports no per-file progress sends none at all
+    // (maasd then reads the staged files); one that does, covers every file.
+    if !per_file.is_empty() {
+        assert_eq!(per_file.len(), 7);
+        assert!(per_file.values().all(|(done, size)| done == size));
+    }
     assert_eq!(
         events
             .iter()

@@ -200,6 +200,33 @@ fn duplicate_selection(c: &mut Call<'_>, s: &boot::Selection) -> Result<(), ApiE
     Ok(())
 }
 
+/// MAAS validates a selection against what its source offers (its
+/// `BootSourceCache`); here that is what the last import read from the
+/// source. A source never read yet has nothing to validate against, and
+/// reading it would mean contacting the mirror from an API request, so the
+/// selection is taken as it is.
+fn validate_selection(
+    c: &mut Call<'_>,
+    src: &boot::Source,
+    s: &boot::Selection,
+) -> Result<(), ApiError> {
+    let Some(offered) = crate::images::source_cache(c.conn, src)? else {
+        return Ok(());
+    };
+    let errors = crate::images::selection_errors(&offered, s);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut dict = serde_json::Map::new();
+    for (field, msg) in errors {
+        dict.insert(field.to_owned(), json!([msg]));
+    }
+    Err(ApiError {
+        status: 400,
+        body: super::ErrorBody::Fields(Value::Object(dict)),
+    })
+}
+
 /// `GET boot-sources/{id}/selections/`.
 pub fn selections_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
@@ -228,6 +255,7 @@ pub fn selections_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         labels: star(),
     };
     apply_selection_params(c, &mut s);
+    validate_selection(c, &src, &s)?;
     duplicate_selection(c, &s)?;
     let s = boot::insert_selection(c.conn, &s)?;
     Ok(Reply::JsonStatus(201, selection_json(&s)))
@@ -244,6 +272,8 @@ pub fn selection_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
     let mut s = selection_by_id(c)?;
     apply_selection_params(c, &mut s);
+    let src = source_by_id(c, 0)?;
+    validate_selection(c, &src, &s)?;
     duplicate_selection(c, &s)?;
     boot::update_selection(c.conn, &s)?;
     Ok(Reply::Json(selection_json(&s)))
@@ -259,7 +289,9 @@ pub fn selection_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 // ---------------------------------------------------------------- resources
 
-fn resource_json(r: &boot::Resource, with_sets: bool) -> Value {
+/// A resource as MAAS shows it; with `live`, its sets (incomplete ones
+/// with the running import's progress).
+fn resource_json(r: &boot::Resource, live: Option<&crate::images::Images>) -> Value {
     let mut v = json!({
         "id": r.id,
         "type": r.rtype,
@@ -275,8 +307,8 @@ fn resource_json(r: &boot::Resource, with_sets: bool) -> Value {
         if !r.title.is_empty() {
             m.insert("title".into(), json!(r.title));
         }
-        if with_sets {
-            m.insert("sets".into(), r.sets.clone());
+        if let Some(images) = live {
+            m.insert("sets".into(), crate::images::live_sets(images, r));
         }
     }
     v
@@ -293,7 +325,7 @@ pub fn resources_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
                 want.as_deref()
                     .is_none_or(|t| r.rtype.eq_ignore_ascii_case(t))
             })
-            .map(|r| resource_json(r, false))
+            .map(|r| resource_json(r, None))
             .collect(),
     ))
 }
@@ -307,15 +339,33 @@ fn resource_by_id(c: &mut Call<'_>) -> Result<boot::Resource, ApiError> {
 /// `GET boot-resources/{id}/` with its sets and files.
 pub fn resource_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
-    Ok(Reply::Json(resource_json(&resource_by_id(c)?, true)))
+    let r = resource_by_id(c)?;
+    Ok(Reply::Json(resource_json(&r, Some(&c.state.images))))
 }
 
-/// `DELETE boot-resources/{id}/` (admin). The files stay in the store
-/// until the next import's garbage collection.
+/// `DELETE boot-resources/{id}/` (admin): the resource, its versions in
+/// the store (so the rack stops serving it) and the files no other stored
+/// resource shares (the store is content-addressed).
 pub fn resource_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
     let r = resource_by_id(c)?;
     boot::delete_resource(c.conn, r.id)?;
+    if let Some(store) = c.state.images.store() {
+        let report = store
+            .remove_where(crate::images::store_entries_of(&r))
+            .map_err(|e| ApiError::bad_request(format!("Cannot remove the image files: {e}")))?;
+        if r.rtype == "Uploaded" {
+            let _ = std::fs::remove_file(crate::images::upload_staging(&store, r.id));
+        }
+        tracing::info!(
+            resource = %r.name,
+            architecture = %r.architecture,
+            versions = report.dropped_versions.len(),
+            files = report.deleted_files,
+            bytes = report.freed_bytes,
+            "images: boot resource deleted"
+        );
+    }
     Ok(Reply::NoContent)
 }
 
@@ -323,6 +373,15 @@ pub fn resource_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 pub fn is_importing(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
     Ok(Reply::Json(json!(c.state.images.is_importing())))
+}
+
+/// `GET boot-resources/?op=import_progress` (beyond MAAS): the running or
+/// last import's files and bytes, done and total, and its download rate.
+pub fn import_progress(c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    c.user()?;
+    let mut v = c.state.images.progress_json();
+    v["last_import"] = crate::images::last_import(c.conn)?.unwrap_or(Value::Null);
+    Ok(Reply::Json(v))
 }
 
 /// `POST boot-resources/?op=import` (admin): starts the import in the
@@ -525,7 +584,10 @@ pub fn resources_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     }
     let r = boot::resource(c.conn, r.id)?
         .ok_or_else(|| ApiError::not_found("No BootResource matches the given query."))?;
-    Ok(Reply::JsonStatus(201, resource_json(&r, true)))
+    Ok(Reply::JsonStatus(
+        201,
+        resource_json(&r, Some(&c.state.images)),
+    ))
 }
 
 /// `PUT boot-resources/{id}/upload/{file_id}/`: one raw chunk, appended;

@@ -357,6 +357,11 @@ pub fn resources() -> Vec<ResourceSpec> {
                     "Stop a running import (admin).",
                     boot::stop_import,
                 ),
+                get_op(
+                    "import_progress",
+                    "The running or last import's files and bytes, done and total (beyond MAAS).",
+                    boot::import_progress,
+                ),
             ],
         ),
         res("BootResourceHandler", "/MAAS/api/2.0/boot-resources/{id}/").auth(

@@ -80,6 +80,8 @@ impl Region {
             .arg(self.dir.path())
             .arg("--config")
             .arg(&self.config)
+            // No automatic import and no default source (images.maas.io).
+            .envs(maas_e2e::OFFLINE_IMAGES_ENV)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
