@@ -531,6 +531,14 @@ impl Importer {
                 let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
                 let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
                 let secs = counters.started.elapsed().as_secs_f64();
+                emit(Progress::FileBytes {
+                    path: file.path.clone(),
+                    sha256: file.sha256,
+                    // At most one byte past the size (an over-long body,
+                    // rejected below); never report more than the file has.
+                    done: end.min(file.size),
+                    size: file.size,
+                });
                 emit(Progress::Bytes {
                     done,
                     total: counters.total,

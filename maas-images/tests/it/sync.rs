@@ -138,12 +138,9 @@ async fn syncs_over_http(splice: bool) {
             assert!(last.is_none_or(|(d, _)| d < *done), "grows: {e:?}");
         }
     }
-    // A transport that reports no per-file progress sends none at all
-    // (maasd then reads the staged files); one that does, covers every file.
-    if !per_file.is_empty() {
-        assert_eq!(per_file.len(), 7);
-        assert!(per_file.values().all(|(done, size)| done == size));
-    }
+    // Both receive paths report per-file progress, covering every file.
+    assert_eq!(per_file.len(), 7, "splice path: {splice}");
+    assert!(per_file.values().all(|(done, size)| done == size));
     assert_eq!(
         events
             .iter()
