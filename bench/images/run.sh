@@ -12,7 +12,10 @@
 #
 # usage: bench/images/run.sh [SIZE_MIB ...]     (default: 1024 4096)
 #   BASELINE_IMPORT=/path/to/older/import_images  also times that build in the
-#   same run (an A/B of two versions of the importer under the same load).
+#   same run (an A/B of two versions of the importer under the same load):
+#   AB_ROUNDS (default 3) more imports of each build, alternating which goes
+#   first (the first import after the peers' runs was seen to cost more),
+#   each printed, then the medians of wall time and CPU per GiB of both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -145,11 +148,33 @@ for mib in "${SIZES[@]}"; do
   read -r i_s i_rss i_u i_sy < <(timed "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
       --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
   n1=$(nginx_cpu)
+  echo "table's import, $mib MiB: user $i_u s, sys $i_sy s" >&2
   if [[ -n ${BASELINE_IMPORT:-} ]]; then
+    : > "$W/ab"
+    for r in $(seq "${AB_ROUNDS:-3}"); do
+      if (( r % 2 )); then order=(baseline new); else order=(new baseline); fi
+      for which in "${order[@]}"; do
+        if [[ $which == new ]]; then bin=$IMPORT; else bin=$BASELINE_IMPORT; fi
+        rm -rf "$W/store"
+        read -r a_s _ a_u a_sy < <(timed "$bin" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
+            --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
+        echo "$which $a_s $(cpu_per_gib "$a_u" "$a_sy" "$total")" >> "$W/ab"
+        echo "A/B round $r, $mib MiB, $which importer: $(rate "$total" "$a_s") MB/s ($a_s s), CPU $(cpu_per_gib "$a_u" "$a_sy" "$total") s/GiB" >&2
+      done
+    done
+    python3 - "$W/ab" "$total" "$mib" >&2 <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+total, mib = int(sys.argv[2]), sys.argv[3]
+for which in ("new", "baseline"):
+    secs = statistics.median(float(r[1]) for r in rows if r[0] == which)
+    cpu = statistics.median(float(r[2]) for r in rows if r[0] == which)
+    print(f"A/B median, {mib} MiB, {which} importer: {total / secs / 1e6:.0f} MB/s ({secs:.2f} s), CPU {cpu:.2f} s/GiB")
+PY
+    # The table's store check below looks at the last import's store.
     rm -rf "$W/store"
-    read -r b_s _ b_u b_sy < <(timed "$BASELINE_IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" \
-        --keyring "$W/keyring.gpg" --store "$W/store" --release jammy --arch amd64)
-    echo "baseline importer, $mib MiB: $(rate "$total" "$b_s") MB/s ($b_s s), CPU $(cpu_per_gib "$b_u" "$b_sy" "$total") s/GiB" >&2
+    "$IMPORT" --quiet --url "http://127.0.0.1:$PORT/m$mib/" --keyring "$W/keyring.gpg" \
+        --store "$W/store" --release jammy --arch amd64 >/dev/null
   fi
   sum=$(sha256sum "$big" | cut -d' ' -f1)
   [[ -f $W/store/images/${sum:0:2}/$sum ]] || { echo "import did not store the squashfs" >&2; exit 1; }

@@ -50,6 +50,7 @@ mod error;
 pub mod fetch;
 pub mod simplestreams;
 pub mod source;
+mod splice;
 pub mod store;
 pub mod sync;
 pub mod verify;

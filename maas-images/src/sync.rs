@@ -3,7 +3,14 @@
 //! files, checking size and sha256 while streaming), then promotes the
 //! versions into the store and garbage-collects old ones.
 //!
-//! Each download is a small pipeline: the network task copies the received
+//! A plain `http://` answer (200 or 206 with a `Content-Length`) is received
+//! on the `splice` module's path: the kernel moves the body socket → pipe →
+//! staged file and a second thread hashes the file's written range from the
+//! page cache, so no body byte passes through an HTTP client's buffers. Any
+//! other answer, and `https://` and `file://`, take the general path below;
+//! both end in the same size/sha256 check before the atomic rename.
+//!
+//! The general path is a small pipeline: the network task copies the received
 //! chunks into a few recycled 2 MiB buffers and hands each full one to a
 //! hashing thread and a writing thread at once, so the slowest of the three
 //! (sha256) sets the pace instead of their sum, and memory stays at four
@@ -25,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
 use crate::simplestreams::{Index, Products};
 use crate::source::{BootSource, Wanted, WantedFile, compute_wanted, unmatched_selections};
+use crate::splice;
 use crate::store::{GcReport, Store};
 use crate::verify::Verification;
 
@@ -37,6 +45,10 @@ pub struct SyncOptions {
     pub keep_versions: usize,
     /// Largest simplestreams document accepted, in bytes.
     pub document_limit: u64,
+    /// Receive `http://` files with `splice(2)` (socket → pipe → file, see
+    /// the `splice` module) when the server's answer is plain; `false`
+    /// sends everything through the general HTTP client.
+    pub splice_http: bool,
 }
 
 impl Default for SyncOptions {
@@ -45,6 +57,7 @@ impl Default for SyncOptions {
             concurrency: 4,
             keep_versions: 2,
             document_limit: 64 << 20,
+            splice_http: true,
         }
     }
 }
@@ -118,6 +131,8 @@ pub struct SyncReport {
     pub wanted: Wanted,
     /// Files fetched in this run.
     pub downloaded_files: usize,
+    /// Of those, files received on the `splice(2)` path.
+    pub spliced_files: usize,
     /// Bytes received in this run.
     pub downloaded_bytes: u64,
     /// Files that were already in the store.
@@ -142,6 +157,7 @@ struct Counters {
     done: AtomicU64,
     received: AtomicU64,
     files: AtomicUsize,
+    spliced: AtomicUsize,
     total: u64,
     started: Instant,
 }
@@ -274,12 +290,20 @@ impl Importer {
             done: AtomicU64::new(present_bytes),
             received: AtomicU64::new(0),
             files: AtomicUsize::new(0),
+            spliced: AtomicUsize::new(0),
             total: wanted.total_bytes(),
             started: Instant::now(),
         };
 
-        let results: Vec<Result<()>> = futures::stream::iter(missing.iter())
+        // The futures are made first and the stream only runs them: a
+        // closure mapping the stream's items to borrowing futures would be
+        // part of this future's type, and rustc cannot then prove it `Send`
+        // (a higher-ranked lifetime it fails to generalise).
+        let downloads: Vec<_> = missing
+            .iter()
             .map(|f| self.download(&root, f, &counters, &emit, &cancel))
+            .collect();
+        let results: Vec<Result<()>> = futures::stream::iter(downloads)
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -292,6 +316,7 @@ impl Importer {
         let gc = self.store.gc(self.options.keep_versions)?;
         Ok(SyncReport {
             downloaded_files: counters.files.load(Ordering::Relaxed),
+            spliced_files: counters.spliced.load(Ordering::Relaxed),
             downloaded_bytes: counters.received.load(Ordering::Relaxed),
             reused_files: present.len(),
             promoted,
@@ -317,6 +342,17 @@ impl Importer {
             .unwrap_or(0);
         if have > file.size {
             have = 0;
+        }
+        if self.options.splice_http && url.scheme() == "http" {
+            match self
+                .download_spliced(&url, file, have, counters, emit, cancel)
+                .await?
+            {
+                None => return Ok(()),
+                Some(why) => {
+                    tracing::debug!(%url, reason = %why, "not spliceable: using the general client");
+                }
+            }
         }
         let mut body = tokio::select! {
             r = self.fetcher.open(&url, have) => r?,
@@ -426,6 +462,117 @@ impl Importer {
         outcome?;
         written?;
         let digest = digest?;
+        self.finish(&staged, file, received, digest, counters, emit)
+            .await
+    }
+
+    /// The `splice(2)` path for one `http://` file: `Ok(None)` when the
+    /// file was received, checked and stored; `Ok(Some(reason))` when the
+    /// server's answer is not the plain case and the general client must
+    /// fetch it instead (nothing was written then).
+    async fn download_spliced(
+        &self,
+        url: &Url,
+        file: &WantedFile,
+        have: u64,
+        counters: &Counters,
+        emit: &(dyn Fn(Progress) + Sync),
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>> {
+        let joined = |e: tokio::task::JoinError| Error::Invalid(format!("worker failed: {e}"));
+        // The blocking threads below watch this token: it is cancelled with
+        // the sync's, and also when this future is dropped unfinished, so a
+        // dropped sync does not leave a download running on its own.
+        let cancel = &cancel.child_token();
+        let _stop_on_drop = cancel.clone().drop_guard();
+        let opening = {
+            let (url, cancel) = (url.clone(), cancel.clone());
+            tokio::task::spawn_blocking(move || splice::open(&url, have, &cancel))
+        };
+        let resp = tokio::select! {
+            r = opening => match r.map_err(joined)?? {
+                splice::Opened::Body(resp) => resp,
+                splice::Opened::Unusual(why) => return Ok(Some(why)),
+            },
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        // 0 when the server ignored the range: the staged prefix is dropped.
+        let from = resp.offset;
+        emit(Progress::FileStarted {
+            path: file.path.clone(),
+            size: file.size,
+            resumed_from: from,
+        });
+        counters.done.fetch_add(from, Ordering::Relaxed);
+
+        let staged = self.store.partial_path(&file.sha256);
+        let (hash_tx, hash_rx) = std::sync::mpsc::channel::<u64>();
+        let hasher = {
+            let staged = staged.clone();
+            tokio::task::spawn_blocking(move || splice::hash_following(&staged, hash_rx))
+        };
+        let (end_tx, mut end_rx) = mpsc::unbounded_channel::<u64>();
+        let receiver = {
+            let (url, staged, cancel) = (url.clone(), staged.clone(), cancel.clone());
+            let (what, size) = (file.path.clone(), file.size);
+            tokio::task::spawn_blocking(move || {
+                splice::receive(&url, &what, resp, &staged, size, &cancel, |end| {
+                    // Either side may be gone after an error: nothing to tell then.
+                    let _ = hash_tx.send(end);
+                    let _ = end_tx.send(end);
+                })
+            })
+        };
+        let mut last = from;
+        while let Some(end) = end_rx.recv().await {
+            if end > last {
+                let n = end - last;
+                last = end;
+                let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
+                let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
+                let secs = counters.started.elapsed().as_secs_f64();
+                emit(Progress::FileBytes {
+                    path: file.path.clone(),
+                    sha256: file.sha256,
+                    // At most one byte past the size (an over-long body,
+                    // rejected below); never report more than the file has.
+                    done: end.min(file.size),
+                    size: file.size,
+                });
+                emit(Progress::Bytes {
+                    done,
+                    total: counters.total,
+                    rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
+                });
+            }
+        }
+        let received = receiver.await.map_err(joined)??;
+        let hashed = hasher.await.map_err(joined)?;
+        received.outcome?;
+        let (digest, hashed) = hashed?;
+        if hashed != received.end {
+            return Err(Error::Invalid(format!(
+                "{}: hashed {hashed} bytes of {} received",
+                file.path, received.end
+            )));
+        }
+        self.finish(&staged, file, received.end, digest, counters, emit)
+            .await?;
+        counters.spliced.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// Checks a staged download and moves it into the store.
+    async fn finish(
+        &self,
+        staged: &Path,
+        file: &WantedFile,
+        received: u64,
+        digest: Sha256,
+        counters: &Counters,
+        emit: &(dyn Fn(Progress) + Sync),
+    ) -> Result<()> {
+        let what = file.path.clone();
         if received != file.size {
             // Truncated: keep what arrived, the next run resumes from there.
             return Err(Error::SizeMismatch {
@@ -436,14 +583,14 @@ impl Importer {
         }
         if digest != file.sha256 {
             // Wrong bytes can't be resumed from: drop them.
-            let _ = tokio::fs::remove_file(&staged).await;
+            let _ = tokio::fs::remove_file(staged).await;
             return Err(Error::DigestMismatch {
                 what,
                 expected: file.sha256.to_hex(),
                 actual: digest.to_hex(),
             });
         }
-        self.store.promote_file(&staged, &file.sha256)?;
+        self.store.promote_file(staged, &file.sha256)?;
         counters.files.fetch_add(1, Ordering::Relaxed);
         emit(Progress::FileDone {
             path: file.path.clone(),

@@ -356,6 +356,11 @@ pub enum Fault {
     Corrupt,
     /// Append bytes the stream did not announce.
     Extend(usize),
+    /// Send the whole body without a length (chunked encoding).
+    Chunked,
+    /// Announce the full length, send `n` bytes, then send nothing more
+    /// (the connection stays open).
+    StallAfter(usize),
 }
 
 #[derive(Default)]
@@ -471,6 +476,25 @@ async fn faults(State(state): State<Arc<ServerState>>, req: Request, next: Next)
             let mut d = data;
             d.extend(std::iter::repeat_n(0u8, n));
             d.into_response()
+        }
+        Fault::Chunked => {
+            let body = bytes::Bytes::from(data);
+            Response::new(Body::from_stream(futures::stream::iter([Ok::<
+                _,
+                std::io::Error,
+            >(
+                body
+            )])))
+        }
+        Fault::StallAfter(n) => {
+            let len = data.len();
+            let head = bytes::Bytes::from(data[..n.min(len)].to_vec());
+            let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(head)])
+                .chain(futures::stream::pending());
+            let mut resp = Response::new(Body::from_stream(stream));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            resp
         }
         Fault::AbortAfter(n) => {
             let len = data.len();

@@ -18,6 +18,12 @@ struct Case {
 }
 
 async fn case(big: usize) -> Case {
+    case_with(big, true).await
+}
+
+/// A case whose importer receives `http://` files on the `splice(2)` path
+/// (`splice`) or only through the general HTTP client.
+async fn case_with(big: usize, splice: bool) -> Case {
     let gpg = Gpg::new("Lab <lab@example.invalid>").unwrap();
     let mirror = Mirror::build(&gpg, "20250615", Signing::Clearsigned, big).unwrap();
     let server = Server::start(mirror.root()).await.unwrap();
@@ -27,6 +33,7 @@ async fn case(big: usize) -> Case {
         store.clone(),
         SyncOptions {
             concurrency: 2,
+            splice_http: splice,
             ..SyncOptions::default()
         },
     )
@@ -130,9 +137,8 @@ async fn key_not_in_keyring_is_rejected() {
     c.assert_nothing_promoted();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sha256_mismatch_is_rejected_and_not_kept() {
-    let c = case(256 << 10).await;
+async fn sha256_mismatch_is_rejected_and_not_kept(splice: bool) {
+    let c = case_with(256 << 10, splice).await;
     let squash = c.mirror.file("squashfs").path.clone();
     c.server.fault(&squash, Fault::Corrupt);
     let e = c.sync().await.unwrap_err();
@@ -145,9 +151,8 @@ async fn sha256_mismatch_is_rejected_and_not_kept() {
     assert!(!c.store.partial_path(&sha).exists());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn size_mismatch_is_rejected() {
-    let c = case(256 << 10).await;
+async fn size_mismatch_is_rejected(splice: bool) {
+    let c = case_with(256 << 10, splice).await;
     c.server
         .fault(&c.mirror.file("squashfs").path.clone(), Fault::Extend(10));
     let e = c.sync().await.unwrap_err();
@@ -159,9 +164,8 @@ async fn size_mismatch_is_rejected() {
     assert!(!c.squashfs_in_store());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn truncated_download_is_rejected_then_resumed_with_range() {
-    let c = case(256 << 10).await;
+async fn truncated_download_is_rejected_then_resumed_with_range(splice: bool) {
+    let c = case_with(256 << 10, splice).await;
     let squash = c.mirror.file("squashfs").path.clone();
     let cut = 100_000;
     c.server.fault(&squash, Fault::Truncate(cut));
@@ -183,6 +187,8 @@ async fn truncated_download_is_rejected_then_resumed_with_range() {
         [Some(format!("bytes={cut}-"))]
     );
     assert_eq!(report.downloaded_files, 1);
+    // The resumed tail came over the path under test.
+    assert_eq!(report.spliced_files, usize::from(splice));
     assert_eq!(
         report.downloaded_bytes,
         c.mirror.file("squashfs").data.len() as u64 - cut as u64
@@ -190,9 +196,8 @@ async fn truncated_download_is_rejected_then_resumed_with_range() {
     assert!(c.squashfs_in_store());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_error_mid_file_then_resume_skips_finished_files() {
-    let c = case(512 << 10).await;
+async fn server_error_mid_file_then_resume_skips_finished_files(splice: bool) {
+    let c = case_with(512 << 10, splice).await;
     let squash = c.mirror.file("squashfs").path.clone();
     let kernel = c.mirror.file("ga-kernel").path.clone();
     c.server.fault(&squash, Fault::AbortAfter(200_000));
@@ -208,6 +213,8 @@ async fn server_error_mid_file_then_resume_skips_finished_files() {
     assert_eq!(report.promoted, 3);
     assert_eq!(report.reused_files, 6);
     assert_eq!(report.downloaded_files, 1);
+    // The resumed tail came over the path under test.
+    assert_eq!(report.spliced_files, usize::from(splice));
     assert!(
         c.server.requests_for(&kernel).is_empty(),
         "kernel fetched again"
@@ -222,9 +229,8 @@ async fn server_error_mid_file_then_resume_skips_finished_files() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_500_is_a_clear_error() {
-    let c = case(4096).await;
+async fn http_500_is_a_clear_error(splice: bool) {
+    let c = case_with(4096, splice).await;
     c.server
         .fault(&c.mirror.file("ga-initrd").path.clone(), Fault::Status500);
     let e = c.sync().await.unwrap_err();
@@ -233,9 +239,8 @@ async fn http_500_is_a_clear_error() {
     c.assert_nothing_promoted();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancellation_stops_the_sync_and_keeps_nothing_promoted() {
-    let c = case(4096).await;
+async fn cancellation_stops_the_sync_and_keeps_nothing_promoted(splice: bool) {
+    let c = case_with(4096, splice).await;
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     let src = source(&c.server.url(), c.gpg.export(false).unwrap());
@@ -254,12 +259,11 @@ async fn cancellation_stops_the_sync_and_keeps_nothing_promoted() {
     c.assert_nothing_promoted();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_file_cut_mid_buffer_resumes_byte_exact() {
+async fn large_file_cut_mid_buffer_resumes_byte_exact(splice: bool) {
     // Several of the importer's 2 MiB pipeline buffers plus a ragged tail,
     // cut at an offset that is not a buffer boundary.
     let size = (5 << 20) + 12_345;
-    let c = case(size).await;
+    let c = case_with(size, splice).await;
     let squash = c.mirror.file("squashfs").path.clone();
     let cut = (3 << 20) + 7;
     c.server.fault(&squash, Fault::Truncate(cut));
@@ -279,7 +283,81 @@ async fn large_file_cut_mid_buffer_resumes_byte_exact() {
         [Some(format!("bytes={cut}-"))]
     );
     assert_eq!(report.downloaded_bytes, (size - cut) as u64);
+    assert_eq!(report.spliced_files, usize::from(splice));
     let f = c.mirror.file("squashfs");
     let stored = std::fs::read(c.store.path_of(&f.sha256().parse().unwrap())).unwrap();
     assert!(stored == f.data, "stored bytes differ from the mirror's");
 }
+
+/// Cancelling while a body is arriving (the server has stalled mid-file)
+/// stops the download promptly, promotes nothing and keeps what arrived for
+/// the next run, which resumes with a Range.
+async fn cancellation_mid_file_keeps_the_partial_for_resume(splice: bool) {
+    let size = 5 << 20;
+    let c = case_with(size, splice).await;
+    let squash = c.mirror.file("squashfs").path.clone();
+    let stall = 3 << 20;
+    c.server.fault(&squash, Fault::StallAfter(stall));
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let src = source(&c.server.url(), c.gpg.export(false).unwrap());
+    // Cancel once most of what the server will send has arrived.
+    let progress: maas_images::ProgressFn = Arc::new(move |p| {
+        if matches!(p, maas_images::Progress::Bytes { done, .. } if done >= (2 << 20)) {
+            token.cancel();
+        }
+    });
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        c.importer.sync(&src, Some(progress), cancel),
+    )
+    .await
+    .expect("cancellation did not stop the stalled download")
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    c.assert_nothing_promoted();
+    assert!(!c.squashfs_in_store());
+    let sha = c.mirror.file("squashfs").sha256().parse().unwrap();
+    let kept = std::fs::metadata(c.store.partial_path(&sha)).unwrap().len();
+    assert!(kept > 0 && kept <= stall as u64, "kept {kept} bytes");
+
+    c.server.clear_faults();
+    c.server.clear_log();
+    let report = c.sync().await.unwrap();
+    assert_eq!(report.promoted, 3);
+    assert_eq!(
+        c.server.requests_for(&squash),
+        [Some(format!("bytes={kept}-"))]
+    );
+    let f = c.mirror.file("squashfs");
+    let stored = std::fs::read(c.store.path_of(&f.sha256().parse().unwrap())).unwrap();
+    assert!(stored == f.data, "stored bytes differ from the mirror's");
+}
+
+/// Runs each download case on both receive paths for `http://` files.
+macro_rules! both_paths {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn splice() {
+                super::$name(true).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn general_client() {
+                super::$name(false).await;
+            }
+        }
+    )*};
+}
+
+both_paths!(
+    sha256_mismatch_is_rejected_and_not_kept,
+    size_mismatch_is_rejected,
+    truncated_download_is_rejected_then_resumed_with_range,
+    server_error_mid_file_then_resume_skips_finished_files,
+    http_500_is_a_clear_error,
+    cancellation_stops_the_sync_and_keeps_nothing_promoted,
+    large_file_cut_mid_buffer_resumes_byte_exact,
+    cancellation_mid_file_keeps_the_partial_for_resume,
+);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use maas_images::{Error, Importer, KeyringSource, Progress, ResourceKind, Store, SyncOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::{Gpg, Mirror, Server, Signing, source, tool};
+use crate::lab::{Fault, Gpg, Mirror, Server, Signing, source, tool};
 
 fn store_files(store: &Store) -> usize {
     walk(&store.root().join("images"))
@@ -25,12 +25,28 @@ fn walk(dir: &std::path::Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpg_signed_json2streams_mirror_syncs_over_http() {
+    syncs_over_http(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpg_signed_json2streams_mirror_syncs_over_http_general_client() {
+    syncs_over_http(false).await;
+}
+
+async fn syncs_over_http(splice: bool) {
     let gpg = Gpg::new("Lab <lab@example.invalid>").unwrap();
     let mirror = Mirror::build(&gpg, "20250615", Signing::Clearsigned, 1 << 20).unwrap();
     let server = Server::start(mirror.root()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let importer = Importer::new(store.clone(), SyncOptions::default()).unwrap();
+    let importer = Importer::new(
+        store.clone(),
+        SyncOptions {
+            splice_http: splice,
+            ..SyncOptions::default()
+        },
+    )
+    .unwrap();
     let src = source(&server.url(), gpg.export(false).unwrap());
 
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -48,6 +64,9 @@ async fn gpg_signed_json2streams_mirror_syncs_over_http() {
     assert_eq!(report.promoted, 3, "{:?}", report.wanted);
     // 2 kernels, 2 initrds, 1 shared squashfs, 1 shared manifest, 1 bootloader.
     assert_eq!(report.downloaded_files, 7);
+    // Every file took the path under test (the splice path is chosen for
+    // plain http answers, which ServeDir's are).
+    assert_eq!(report.spliced_files, if splice { 7 } else { 0 });
     assert_eq!(store_files(&store), 7);
     let expected_bytes: u64 = [
         "ga-kernel",
@@ -119,12 +138,9 @@ async fn gpg_signed_json2streams_mirror_syncs_over_http() {
             assert!(last.is_none_or(|(d, _)| d < *done), "grows: {e:?}");
         }
     }
-    // A transport that reports no per-file progress sends none at all
-    // (maasd then reads the staged files); one that does, covers every file.
-    if !per_file.is_empty() {
-        assert_eq!(per_file.len(), 7);
-        assert!(per_file.values().all(|(done, size)| done == size));
-    }
+    // Both receive paths report per-file progress, covering every file.
+    assert_eq!(per_file.len(), 7, "splice path: {splice}");
+    assert!(per_file.values().all(|(done, size)| done == size));
     assert_eq!(
         events
             .iter()
@@ -330,4 +346,41 @@ async fn several_sources_are_refused_with_a_clear_error() {
     let e = maas_images::single_source(&[a, b]).unwrap_err();
     assert!(matches!(e, Error::MultipleSources(ref names) if names.len() == 2));
     assert!(e.to_string().contains("mirror-b"), "{e}");
+}
+
+/// An answer that is not the plain case (here a chunked body) is fetched by
+/// the general client instead; the other files still take the splice path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusual_answer_falls_back_to_the_general_client() {
+    let gpg = Gpg::new("Lab <lab@example.invalid>").unwrap();
+    let mirror = Mirror::build(&gpg, "20250615", Signing::Clearsigned, 300_000).unwrap();
+    let server = Server::start(mirror.root()).await.unwrap();
+    server.fault(&mirror.file("squashfs").path.clone(), Fault::Chunked);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let importer = Importer::new(store.clone(), SyncOptions::default()).unwrap();
+    let src = source(&server.url(), gpg.export(false).unwrap());
+    let report = importer
+        .sync(&src, None, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!((report.downloaded_files, report.spliced_files), (7, 6));
+    // Asked twice: once by the splice path (which gave up on the head), once
+    // by the general client.
+    assert_eq!(server.requests_for(&mirror.file("squashfs").path).len(), 2);
+    let f = mirror.file("squashfs");
+    let stored = std::fs::read(store.path_of(&f.sha256().parse().unwrap())).unwrap();
+    assert!(stored == f.data, "stored bytes differ from the mirror's");
+}
+
+/// `Importer::sync` can be spawned on a multi-threaded runtime.
+#[test]
+fn sync_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let importer = Importer::new(store, SyncOptions::default()).unwrap();
+    let src = source("http://127.0.0.1:1/", Vec::new());
+    let fut = importer.sync(&src, None, CancellationToken::new());
+    assert_send(&fut);
 }
