@@ -295,16 +295,19 @@ fn decide(
             if !is_expired(m, now) {
                 return Ok(stay(m, "Deadline not reached"));
             }
-            let minutes = cfg
+            let secs = cfg
                 .status_timeout(m.status)
-                .map(|d| d.as_secs() / 60)
+                .map(|d| d.as_secs())
                 .unwrap_or_default();
+            // MAAS's text counts whole minutes; a timeout shortened below
+            // that (maasd's seconds override, used by tests) says seconds.
+            let after = match secs {
+                s if s % 60 == 0 => format!("{} minutes", s / 60),
+                s => format!("{s} seconds"),
+            };
             let why = match m.status {
                 Deploying => "time-out during deployment".to_owned(),
-                s => format!(
-                    "Machine operation '{}' timed out after {minutes} minutes.",
-                    s.label()
-                ),
+                s => format!("Machine operation '{}' timed out after {after}.", s.label()),
             };
             let mut out = mark_failed(m, &why)?;
             if out.status != m.status {

@@ -742,6 +742,19 @@ fn deadlines_fail_operations_with_a_fake_clock() {
     assert!(late.effects.contains(&Effect::SetErrorDescription(
         "Machine operation 'Commissioning' timed out after 30 minutes.".into()
     )));
+    // A limit that is not whole minutes is named in seconds.
+    let mut short = cfg();
+    short.node_timeout = Duration::from_secs(90);
+    let late = signals::handle(
+        &m,
+        &Event::DeadlineExpired,
+        T0 + Duration::from_secs(1800),
+        &short,
+    )
+    .unwrap();
+    assert!(late.effects.contains(&Effect::SetErrorDescription(
+        "Machine operation 'Commissioning' timed out after 90 seconds.".into()
+    )));
     // Curtin progress pushes the deploy deadline out.
     let d = run(
         &owned(Allocated, "a"),

@@ -46,6 +46,11 @@ pub fn lifecycle_config(conn: &mut DbConn) -> Result<LifecycleConfig, ApiError> 
     {
         cfg.node_timeout = std::time::Duration::from_secs(n * 60);
     }
+    // maasd's seconds override (tests) wins, so the life-cycle's own
+    // timeout texts name the limit that really applied.
+    if let Some(secs) = crate::workflow::node_timeout_secs(conn).map_err(ApiError::from)? {
+        cfg.node_timeout = std::time::Duration::from_secs(secs);
+    }
     let b = |s: String| matches!(s.as_str(), "true" | "True" | "1");
     cfg.enable_disk_erasing_on_release = b(config_str(conn, "enable_disk_erasing_on_release")?);
     cfg.disk_erase_with_secure_erase = b(config_str(conn, "disk_erase_with_secure_erase")?);

@@ -115,6 +115,11 @@ pub fn store_node_timeout(conn: &mut DbConn, secs: Option<u64>) -> Result<()> {
     )
 }
 
+/// The seconds override of operation timeouts, if `maasd serve` set one.
+pub fn node_timeout_secs(conn: &mut DbConn) -> Result<Option<u64>> {
+    Ok(settings::get(conn, NODE_TIMEOUT_SETTING)?.and_then(|v| v.as_u64()))
+}
+
 fn node_timeout_override(conn: &mut DbConn) -> Result<Option<i64>> {
     Ok(settings::get(conn, NODE_TIMEOUT_SETTING)?
         .and_then(|v| v.as_u64())
