@@ -293,9 +293,8 @@ impl Images {
             ..Live::default()
         };
         let me = self.clone();
-        // Its own thread and runtime: the sync future is not `Send` (a
-        // higher-ranked lifetime in maas-images' download stream), and an
-        // import must not hold up the API's workers anyway.
+        // Its own thread and runtime: an import (hashing, splicing, store
+        // writes) must not hold up the API's workers.
         let spawned = std::thread::Builder::new()
             .name("maas-import".into())
             .spawn(move || {
