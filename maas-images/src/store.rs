@@ -51,6 +51,27 @@ pub struct StoredResource {
     pub files: Vec<StoredFile>,
 }
 
+impl From<&WantedVersion> for StoredResource {
+    /// The catalog entry of a wanted version (its files as planned).
+    fn from(v: &WantedVersion) -> Self {
+        StoredResource {
+            product: v.product.clone(),
+            version: v.version.clone(),
+            kind: v.kind.clone(),
+            files: v
+                .files
+                .iter()
+                .map(|f| StoredFile {
+                    item: f.item.clone(),
+                    ftype: f.ftype.clone(),
+                    sha256: f.sha256,
+                    size: f.size,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Catalog {
     resources: Vec<StoredResource>,
@@ -190,21 +211,7 @@ impl Store {
             {
                 continue;
             }
-            catalog.resources.push(StoredResource {
-                product: v.product.clone(),
-                version: v.version.clone(),
-                kind: v.kind.clone(),
-                files: v
-                    .files
-                    .iter()
-                    .map(|f| StoredFile {
-                        item: f.item.clone(),
-                        ftype: f.ftype.clone(),
-                        sha256: f.sha256,
-                        size: f.size,
-                    })
-                    .collect(),
-            });
+            catalog.resources.push(StoredResource::from(v));
             added += 1;
         }
         if added > 0 {

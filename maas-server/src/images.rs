@@ -30,8 +30,8 @@ use base64::Engine;
 use maas_core::Clock;
 use maas_images::simplestreams::ProductKind;
 use maas_images::{
-    BootSource, KeyringSource, Products, ResourceKind, Selection, Sha256, Store, StoredFile,
-    StoredResource, SyncOptions, WantedVersion,
+    BootSource, KeyringSource, Products, ResourceKind, Selection, Sha256, Store, StoredResource,
+    SyncOptions,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -672,7 +672,7 @@ async fn run_import(
         .versions
         .iter()
         .filter(|v| !have.contains(&(v.product.clone(), v.version.clone())))
-        .map(as_stored)
+        .map(StoredResource::from)
         .collect();
     let url = source.url.to_string();
     let offer = offered(&streams);
@@ -717,24 +717,6 @@ async fn run_import(
         },
         warnings: report.warnings,
     })
-}
-
-fn as_stored(v: &WantedVersion) -> StoredResource {
-    StoredResource {
-        product: v.product.clone(),
-        version: v.version.clone(),
-        kind: v.kind.clone(),
-        files: v
-            .files
-            .iter()
-            .map(|f| StoredFile {
-                item: f.item.clone(),
-                ftype: f.ftype.clone(),
-                sha256: f.sha256,
-                size: f.size,
-            })
-            .collect(),
-    }
 }
 
 /// Adds the sets an import is about to download, incomplete, to their

@@ -387,6 +387,26 @@ pub fn api_call(
     path: &str,
     form: &str,
 ) -> (u16, serde_json::Value) {
+    api_request(
+        addr,
+        key,
+        method,
+        path,
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+    )
+}
+
+/// [`api_call`] with any body and content type (multipart forms, the raw
+/// bytes of an upload chunk).
+pub fn api_request(
+    addr: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
     let p: Vec<&str> = key.split(':').collect();
     assert_eq!(p.len(), 3, "an API key is consumer:token:secret");
     let now = std::time::SystemTime::now()
@@ -405,10 +425,11 @@ pub fn api_call(
         .expect("read timeout");
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     )
-    .expect("send request");
+    .expect("send request head");
+    s.write_all(body).expect("send request body");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");

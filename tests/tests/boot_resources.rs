@@ -18,7 +18,7 @@
 //! which no test contacts.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -617,34 +617,13 @@ fn multipart_post(addr: &str, key: &str, path: &str, fields: &[(&str, &[u8])]) -
         body.extend_from_slice(b"\r\n");
     }
     write!(body, "--{boundary}--\r\n").unwrap();
-    let p: Vec<&str> = key.split(':').collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let auth = format!(
-        "OAuth oauth_nonce=\"m{}\", oauth_timestamp=\"{}\", oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"%26{}\"",
-        now.as_nanos(),
-        now.as_secs(),
-        p[0],
-        p[1],
-        p[2]
-    );
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(&body).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        serde_json::from_str(body).unwrap_or_else(|_| json!(body)),
+    maas_e2e::api_request(
+        addr,
+        key,
+        "POST",
+        path,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &body,
     )
 }
 
@@ -1481,30 +1460,7 @@ fn default_source_on_a_fresh_database_and_the_import_at_start() {
 
 /// An OAuth-signed PUT of raw bytes (python-libmaas's upload chunks).
 fn put_raw(addr: &str, key: &str, path: &str, body: &[u8]) -> u16 {
-    let p: Vec<&str> = key.split(':').collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let auth = format!(
-        "OAuth oauth_nonce=\"p{}\", oauth_timestamp=\"{}\", oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"%26{}\"",
-        now.as_nanos(),
-        now.as_secs(),
-        p[0],
-        p[1],
-        p[2]
-    );
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    raw.split_whitespace().nth(1).unwrap().parse().unwrap()
+    maas_e2e::api_request(addr, key, "PUT", path, "application/octet-stream", body).0
 }
 
 /// An upload in chunks shows the share received as its progress until the
