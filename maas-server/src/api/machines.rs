@@ -801,6 +801,9 @@ pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     let sm = load(c)?;
     super::machine_ops::authorize_admin_edit(&sm.record.machine, &user)?;
     unregister_macs(c.conn, &sm.record.machine)?;
+    // Its script results go with it (MAAS cascades them), as when a
+    // workflow deletes a machine.
+    crate::metadata::results::forget(c.conn, sm.record.machine.system_id.as_str())?;
     machines::delete(c.conn, &sm.record.machine.system_id)?;
     event(
         c.conn,

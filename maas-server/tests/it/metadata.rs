@@ -100,6 +100,50 @@ async fn status_of(f: &Fixture, sid: &str) -> String {
     m["status_name"].as_str().unwrap().to_owned()
 }
 
+/// Deleting a machine through the API deletes its script sets and
+/// results too (MAAS cascades them); nothing is left for its system id.
+#[tokio::test]
+async fn deleting_a_machine_deletes_its_script_results() {
+    let f = Fixture::new();
+    let n = new_node(&f).await;
+    let uri = "/MAAS/metadata/latest/";
+    let form = "application/x-www-form-urlencoded";
+    let body = format!(
+        "op=signal&status=WORKING&exit_status=0&00-maas-02-meminfo={}",
+        url_encode("MemTotal: 8388608 kB\n")
+    );
+    assert_eq!(node_post(&f, Some(&n.auth()), uri, form, &body).await, 200);
+    let mut conn = f.state.pool.get().unwrap();
+    let sets = maas_server::metadata::results::sets_of(&mut conn, &n.sid, None).unwrap();
+    assert!(!sets.is_empty(), "the run has a set");
+    let set_id = sets[0].id;
+    assert!(
+        !maas_server::metadata::results::results_of(&mut conn, set_id)
+            .unwrap()
+            .is_empty()
+    );
+    drop(conn);
+    let req = axum::http::Request::builder()
+        .method("DELETE")
+        .uri(format!("/MAAS/api/2.0/machines/{}/", n.sid))
+        .header("Authorization", f.auth())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (resp, body) = f.send(req).await;
+    assert_eq!(resp.status().as_u16(), 204, "{body}");
+    let mut conn = f.state.pool.get().unwrap();
+    assert!(
+        maas_server::metadata::results::sets_of(&mut conn, &n.sid, None)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        maas_server::metadata::results::results_of(&mut conn, set_id)
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn node_token_reads_its_own_metadata_and_others_are_refused() {
     let f = Fixture::new();
