@@ -514,11 +514,14 @@ fn run_matrix(m: &Maasd) {
 /// Writes on objects that do not exist: MAAS checks the permission first
 /// where the handler is admin-only as a whole (`@admin_method`, tags'
 /// `get_tag_or_404(to_edit=True)`, `AdminRestrictedResource`), and the
-/// generic model delete and the user delete answer 204 for nothing.
+/// generic model delete and the user delete answer 204 for nothing; pools
+/// and subnets are looked up before the permission
+/// (`get_resource_pool_or_404`, `get_subnet_or_404`), so a missing one is
+/// 404 for anyone.
 fn check_missing(m: &Maasd, fx: &Fixtures) {
     let admin = Client::new(&m.addr, Some(fx.admin.clone()));
     let alice = Client::new(&m.addr, Some(fx.alice.clone()));
-    let table: [(&Client, &str, &str, u16); 15] = [
+    let table: [(&Client, &str, &str, u16); 19] = [
         (&admin, "DELETE", "zones/nozone/", 204),
         (&alice, "DELETE", "zones/nozone/", 403),
         (&alice, "PUT", "zones/nozone/", 403),
@@ -530,6 +533,10 @@ fn check_missing(m: &Maasd, fx: &Fixtures) {
         (&alice, "PUT", "tags/notag/", 403),
         (&admin, "DELETE", "resourcepool/999999/", 404),
         (&admin, "DELETE", "subnets/999999/", 404),
+        (&alice, "DELETE", "resourcepool/999999/", 404),
+        (&alice, "PUT", "resourcepool/999999/", 404),
+        (&alice, "DELETE", "subnets/999999/", 404),
+        (&alice, "PUT", "subnets/999999/", 404),
         (&admin, "DELETE", "boot-sources/999999/", 404),
         (&alice, "DELETE", "boot-sources/999999/", 403),
         (&admin, "DELETE", "account/prefs/sshkeys/999999/", 404),

@@ -368,8 +368,11 @@ pub fn subnet_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 /// `PUT subnets/{id}/`.
 pub fn subnet_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    c.admin()?;
+    // MAAS looks the subnet up before the permission (`get_subnet_or_404`
+    // with `NodePermission.admin`): a missing subnet is 404 for anyone.
+    c.user()?;
     let mut s = subnet_by_id(c)?;
+    c.admin()?;
     apply_subnet(c.params, c.conn, &mut s.data)?;
     if let Some(n) = c.params.get_nonempty("name") {
         s.name = n;
@@ -380,8 +383,9 @@ pub fn subnet_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 /// `DELETE subnets/{id}/`.
 pub fn subnet_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    c.admin()?;
+    c.user()?;
     let s = subnet_by_id(c)?;
+    c.admin()?;
     for r in objects::list(c.conn, kinds::IPRANGE)? {
         if r.data.get("subnet_id") == Some(&json!(s.id)) {
             objects::delete(c.conn, kinds::IPRANGE, r.id)?;

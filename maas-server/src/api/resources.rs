@@ -315,8 +315,11 @@ pub fn pool_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 /// `PUT resourcepool/{id}/`.
 pub fn pool_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    c.admin()?;
+    // MAAS looks the pool up before the permission
+    // (`get_resource_pool_or_404`): a missing pool is 404 for anyone.
+    c.user()?;
     let mut o = pool_by_id(c)?;
+    c.admin()?;
     if c.params.has("description") {
         o.data.insert("description".into(), desc_of(c));
     }
@@ -339,8 +342,11 @@ pub fn pool_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 
 /// `DELETE resourcepool/{id}/`.
 pub fn pool_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
-    c.admin()?;
+    // MAAS looks the pool up before the permission
+    // (`get_resource_pool_or_404`): a missing pool is 404 for anyone.
+    c.user()?;
     let o = pool_by_id(c)?;
+    c.admin()?;
     if o.name == "default" {
         return Err(ApiError::bad_request(
             "This is the default pool, it cannot be deleted.",
