@@ -29,10 +29,10 @@
 //!   others get 400; any key can be read by id; only the key's owner may
 //!   delete it — even a superuser gets 403).
 //!
-//! Known divergences from MAAS are listed in [`maasd_divergence`] and
-//! reported with the counts: at present one, anonymous requests on boot
-//! sources (401 where MAAS's `AdminRestrictedResource` says 403; both
-//! refuse and change nothing).
+//! Known divergences from MAAS would be listed in [`maasd_divergence`] and
+//! reported with the counts: at present none (anonymous requests on boot
+//! sources were 401 until maasd's route table learnt MAAS's
+//! `AdminRestrictedResource`; now 403 as MAAS).
 
 use std::collections::BTreeMap;
 
@@ -132,11 +132,10 @@ fn maas(r: Res, op: Op, who: Who) -> u16 {
 }
 
 /// Where maasd knowingly answers differently from MAAS: its answer.
-fn maasd_divergence(r: Res, who: Who) -> Option<u16> {
-    // maasd checks authentication before the resource's admin restriction;
-    // MAAS's AdminRestrictedResource turns piston's OAuth challenge into
-    // PermissionDenied. Both refuse; only the code differs.
-    (r == Res::BootSource && who == Who::Anon).then_some(401)
+fn maasd_divergence(_r: Res, _who: Who) -> Option<u16> {
+    // None left: add a documented (resource, caller) → code here when maasd
+    // knowingly answers otherwise than MAAS.
+    None
 }
 
 /// One case: a request and how to tell afterwards whether it took effect.

@@ -265,6 +265,9 @@ pub struct ResourceSpec {
     pub anon: Option<HandlerSpec>,
     /// Authenticated handler.
     pub auth: Option<HandlerSpec>,
+    /// MAAS's `AdminRestrictedResource`: anyone but a superuser, anonymous
+    /// callers included, is refused with 403 before any handler runs.
+    pub admin_restricted: bool,
 }
 
 impl ResourceSpec {
@@ -564,6 +567,11 @@ fn run_action(
     let now_ms = st.clock.now().as_millis();
     let user = authenticate(conn, st, auth, now_ms.div_euclid(1000))?;
     let r = &st.api.resources[ri];
+    if r.admin_restricted && !user.as_ref().is_some_and(|u| u.is_superuser) {
+        return Err(ApiError::forbidden(
+            "You don't have the permission to perform this action.",
+        ));
+    }
     let handler = match (&user, &r.auth, &r.anon) {
         (Some(_), Some(h), _) => h,
         (_, _, Some(h)) => h,
@@ -617,6 +625,7 @@ mod tests {
             params: vec!["system_id", "id"],
             anon: None,
             auth: None,
+            admin_restricted: false,
         };
         assert_eq!(
             r.matches("/MAAS/api/2.0/nodes/abc/blockdevices/7/"),

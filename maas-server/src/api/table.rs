@@ -62,6 +62,7 @@ fn res(name: &'static str, path: &'static str) -> Builder {
         params,
         anon: None,
         auth: None,
+        admin_restricted: false,
     })
 }
 
@@ -72,6 +73,11 @@ impl Builder {
             doc,
             actions,
         });
+        self
+    }
+    /// Superusers only, as MAAS's `AdminRestrictedResource`.
+    fn admin_only(mut self) -> Self {
+        self.0.admin_restricted = true;
         self
     }
     fn auth(mut self, doc: &'static str, actions: Vec<ActionSpec>) -> Self {
@@ -86,7 +92,8 @@ impl Builder {
 
 /// Every resource, in match order.
 pub fn resources() -> Vec<ResourceSpec> {
-    let v = vec![
+    let v =
+        vec![
         res("VersionHandler", "/MAAS/api/2.0/version/").anon(
             "Information about this MAAS instance.",
             vec![read("Version and capabilities.", resources::version)],
@@ -299,14 +306,14 @@ pub fn resources() -> Vec<ResourceSpec> {
             ],
         ),
         // --- images
-        res("BootSourcesHandler", "/MAAS/api/2.0/boot-sources/").auth(
+        res("BootSourcesHandler", "/MAAS/api/2.0/boot-sources/").admin_only().auth(
             "Manage the boot sources.",
             vec![
                 read("List boot sources.", boot::sources_list),
                 create("Create a boot source (admin).", boot::sources_create),
             ],
         ),
-        res("BootSourceHandler", "/MAAS/api/2.0/boot-sources/{id}/").auth(
+        res("BootSourceHandler", "/MAAS/api/2.0/boot-sources/{id}/").admin_only().auth(
             "Manage a boot source.",
             vec![
                 read("Read a boot source.", boot::source_read),
@@ -318,6 +325,7 @@ pub fn resources() -> Vec<ResourceSpec> {
             "BootSourceSelectionsHandler",
             "/MAAS/api/2.0/boot-sources/{boot_source_id}/selections/",
         )
+        .admin_only()
         .auth(
             "Manage the collection of boot source selections.",
             vec![
@@ -329,6 +337,7 @@ pub fn resources() -> Vec<ResourceSpec> {
             "BootSourceSelectionHandler",
             "/MAAS/api/2.0/boot-sources/{boot_source_id}/selections/{id}/",
         )
+        .admin_only()
         .auth(
             "Manage a boot source selection.",
             vec![
