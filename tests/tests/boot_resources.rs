@@ -135,6 +135,48 @@ fn sha256_hex(data: &[u8]) -> String {
 
 const SERIAL: &str = "20251120";
 
+/// Writes `streams/v1/` for `items` under `dir` with python-simplestreams'
+/// `json2streams`, then clearsigns every document with `gpg` (the index
+/// pointing at the signed `.sjson` files), as a signed MAAS mirror is.
+fn publish_signed_streams(dir: &Path, items: &Value, gpg: &Gpg) {
+    let items_path = dir.join("items.json");
+    std::fs::write(&items_path, items.to_string()).unwrap();
+    let out = Command::new(tool(
+        "json2streams",
+        "the PyPI package python-simplestreams",
+    ))
+    .arg(&items_path)
+    .arg(dir)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "json2streams: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&items_path).unwrap();
+    for e in std::fs::read_dir(dir.join("streams/v1")).unwrap() {
+        let doc = e.unwrap().path();
+        if doc.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        if doc.ends_with("index.json") {
+            let text = std::fs::read_to_string(&doc)
+                .unwrap()
+                .replace(".json\"", ".sjson\"");
+            std::fs::write(&doc, text).unwrap();
+        }
+        let signed = doc.with_extension("sjson");
+        gpg.run(&[
+            "--clearsign",
+            "--output",
+            signed.to_str().unwrap(),
+            doc.to_str().unwrap(),
+        ]);
+        std::fs::remove_file(&doc).unwrap();
+    }
+}
+
 /// A clearsigned MAAS v3 mirror: noble amd64 ga-24.04 (kernel, initrd,
 /// squashfs) and noble arm64, which the selection leaves out.
 struct Mirror {
@@ -195,44 +237,7 @@ impl Mirror {
             item(4, "arm64", "boot-initrd"),
             item(5, "arm64", "squashfs"),
         ]);
-        let items_path = dir.path().join("items.json");
-        std::fs::write(&items_path, items.to_string()).unwrap();
-        let out = Command::new(tool(
-            "json2streams",
-            "the PyPI package python-simplestreams",
-        ))
-        .arg(&items_path)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "json2streams: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::remove_file(&items_path).unwrap();
-        // Clearsign every document; the index points at the signed ones.
-        let streams = dir.path().join("streams/v1");
-        for e in std::fs::read_dir(&streams).unwrap() {
-            let doc = e.unwrap().path();
-            if doc.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            if doc.ends_with("index.json") {
-                let text = std::fs::read_to_string(&doc)
-                    .unwrap()
-                    .replace(".json\"", ".sjson\"");
-                std::fs::write(&doc, text).unwrap();
-            }
-            let signed = doc.with_extension("sjson");
-            gpg.run(&[
-                "--clearsign",
-                "--output",
-                signed.to_str().unwrap(),
-                doc.to_str().unwrap(),
-            ]);
-            std::fs::remove_file(&doc).unwrap();
-        }
+        publish_signed_streams(dir.path(), &items, gpg);
         let keyring = dir.path().join("keyring.gpg");
         std::fs::write(&keyring, gpg.run(&["--export"])).unwrap();
         Mirror {
@@ -806,43 +811,7 @@ impl Streams {
 
     /// Writes the signed streams for every item added so far.
     fn publish(&self, gpg: &Gpg) {
-        let items_path = self.dir.path().join("items.json");
-        std::fs::write(&items_path, Value::Array(self.items.clone()).to_string()).unwrap();
-        let out = Command::new(tool(
-            "json2streams",
-            "the PyPI package python-simplestreams",
-        ))
-        .arg(&items_path)
-        .arg(self.dir.path())
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "json2streams: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::remove_file(&items_path).unwrap();
-        let streams = self.dir.path().join("streams/v1");
-        for e in std::fs::read_dir(&streams).unwrap() {
-            let doc = e.unwrap().path();
-            if doc.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            if doc.ends_with("index.json") {
-                let text = std::fs::read_to_string(&doc)
-                    .unwrap()
-                    .replace(".json\"", ".sjson\"");
-                std::fs::write(&doc, text).unwrap();
-            }
-            let signed = doc.with_extension("sjson");
-            gpg.run(&[
-                "--clearsign",
-                "--output",
-                signed.to_str().unwrap(),
-                doc.to_str().unwrap(),
-            ]);
-            std::fs::remove_file(&doc).unwrap();
-        }
+        publish_signed_streams(self.dir.path(), &Value::Array(self.items.clone()), gpg);
     }
 }
 
