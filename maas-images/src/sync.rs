@@ -162,6 +162,33 @@ struct Counters {
     started: Instant,
 }
 
+impl Counters {
+    /// Counts `n` more bytes received for `file` (`file_done` of it so far)
+    /// and reports the file's and the whole sync's progress.
+    fn add_bytes(
+        &self,
+        file: &WantedFile,
+        n: u64,
+        file_done: u64,
+        emit: &(dyn Fn(Progress) + Sync),
+    ) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        let got = self.received.fetch_add(n, Ordering::Relaxed) + n;
+        let secs = self.started.elapsed().as_secs_f64();
+        emit(Progress::FileBytes {
+            path: file.path.clone(),
+            sha256: file.sha256,
+            done: file_done,
+            size: file.size,
+        });
+        emit(Progress::Bytes {
+            done,
+            total: self.total,
+            rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
+        });
+    }
+}
+
 impl Importer {
     /// An importer writing into `store`.
     pub fn new(store: Arc<Store>, options: SyncOptions) -> Result<Self> {
@@ -397,20 +424,8 @@ impl Importer {
                 if hash_tx.send(b.clone()).await.is_err() || write_tx.send(b).await.is_err() {
                     return false;
                 }
-                let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
-                let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
-                let secs = counters.started.elapsed().as_secs_f64();
-                emit(Progress::FileBytes {
-                    path: file.path.clone(),
-                    sha256: file.sha256,
-                    done: file_done.fetch_add(n, Ordering::Relaxed) + n,
-                    size: file.size,
-                });
-                emit(Progress::Bytes {
-                    done,
-                    total: counters.total,
-                    rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
-                });
+                let of_file = file_done.fetch_add(n, Ordering::Relaxed) + n;
+                counters.add_bytes(file, n, of_file, emit);
                 true
             }
         };
@@ -528,22 +543,9 @@ impl Importer {
             if end > last {
                 let n = end - last;
                 last = end;
-                let done = counters.done.fetch_add(n, Ordering::Relaxed) + n;
-                let got = counters.received.fetch_add(n, Ordering::Relaxed) + n;
-                let secs = counters.started.elapsed().as_secs_f64();
-                emit(Progress::FileBytes {
-                    path: file.path.clone(),
-                    sha256: file.sha256,
-                    // At most one byte past the size (an over-long body,
-                    // rejected below); never report more than the file has.
-                    done: end.min(file.size),
-                    size: file.size,
-                });
-                emit(Progress::Bytes {
-                    done,
-                    total: counters.total,
-                    rate: if secs > 0.0 { got as f64 / secs } else { 0.0 },
-                });
+                // At most one byte past the size (an over-long body,
+                // rejected below); never report more than the file has.
+                counters.add_bytes(file, n, end.min(file.size), emit);
             }
         }
         let received = receiver.await.map_err(joined)??;
