@@ -71,26 +71,14 @@ pub fn tarball(sm: &StoredMachine) -> Result<MetaReply, ApiError> {
     }});
     let index = serde_json::to_vec_pretty(&index).map_err(ApiError::internal)?;
     let script = wipe_disks_script(mode);
-    let mtime = u64::try_from(sm.updated / 1000).unwrap_or(0);
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data, mode) in [
-        ("index.json".to_owned(), index.as_slice(), 0o644),
-        (
-            format!("commissioning/{WIPE_DISKS}"),
-            script.as_bytes(),
-            0o755,
-        ),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_mtime(mtime);
-        h.set_cksum();
-        b.append_data(&mut h, path, data)
-            .map_err(ApiError::internal)?;
-    }
-    let data = b.into_inner().map_err(ApiError::internal)?;
-    Ok(MetaReply::Body(200, "application/x-tar", data))
+    let mut tar = super::scripts::ScriptsTar::new(sm);
+    tar.add("index.json", &index, 0o644)?;
+    tar.add(
+        &format!("commissioning/{WIPE_DISKS}"),
+        script.as_bytes(),
+        0o755,
+    )?;
+    tar.reply()
 }
 
 #[cfg(test)]

@@ -178,25 +178,15 @@ pub fn index_json(custom: &[(i64, CustomScript)]) -> Value {
 /// `maas-scripts`: an uncompressed tar of `index.json` and the scripts.
 pub fn tarball(conn: &mut DbConn, sm: &StoredMachine) -> Result<MetaReply, ApiError> {
     let custom = custom_scripts(conn)?;
-    let mut b = tar::Builder::new(Vec::new());
-    let mtime = u64::try_from(sm.updated / 1000).unwrap_or(0);
-    let mut add = |path: &str, data: &[u8], mode: u32| -> std::io::Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_mtime(mtime);
-        h.set_cksum();
-        b.append_data(&mut h, path, data)
-    };
+    let mut tar = ScriptsTar::new(sm);
     let index = serde_json::to_vec_pretty(&index_json(&custom)).map_err(ApiError::internal)?;
-    add("index.json", &index, 0o644).map_err(ApiError::internal)?;
+    tar.add("index.json", &index, 0o644)?;
     for s in BUILTIN_SCRIPTS {
         let body = format!(
             "#!/bin/sh\n# {}: builtin commissioning script (maasd)\n{}\n",
             s.name, s.command
         );
-        add(&format!("commissioning/{}", s.name), body.as_bytes(), 0o755)
-            .map_err(ApiError::internal)?;
+        tar.add(&format!("commissioning/{}", s.name), body.as_bytes(), 0o755)?;
     }
     for (_, s) in &custom {
         let dir = if s.script_type == "commissioning" {
@@ -204,11 +194,42 @@ pub fn tarball(conn: &mut DbConn, sm: &StoredMachine) -> Result<MetaReply, ApiEr
         } else {
             "testing"
         };
-        add(&format!("{dir}/{}", s.name), s.script.as_bytes(), 0o755)
-            .map_err(ApiError::internal)?;
+        tar.add(&format!("{dir}/{}", s.name), s.script.as_bytes(), 0o755)?;
     }
-    let data = b.into_inner().map_err(ApiError::internal)?;
-    Ok(MetaReply::Body(200, "application/x-tar", data))
+    tar.reply()
+}
+
+/// A `maas-scripts` tarball being written: uncompressed, every entry
+/// stamped with the machine's last update (MAAS's scripts read the index
+/// and run what it names).
+pub(crate) struct ScriptsTar {
+    b: tar::Builder<Vec<u8>>,
+    mtime: u64,
+}
+
+impl ScriptsTar {
+    pub(crate) fn new(sm: &StoredMachine) -> Self {
+        Self {
+            b: tar::Builder::new(Vec::new()),
+            mtime: u64::try_from(sm.updated / 1000).unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn add(&mut self, path: &str, data: &[u8], mode: u32) -> Result<(), ApiError> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(self.mtime);
+        h.set_cksum();
+        self.b
+            .append_data(&mut h, path, data)
+            .map_err(ApiError::internal)
+    }
+
+    pub(crate) fn reply(self) -> Result<MetaReply, ApiError> {
+        let data = self.b.into_inner().map_err(ApiError::internal)?;
+        Ok(MetaReply::Body(200, "application/x-tar", data))
+    }
 }
 
 #[cfg(test)]
