@@ -37,7 +37,7 @@ pub struct TftpConfig {
     /// Threads that run transfers, each with its own single-threaded runtime
     /// (see `workers.rs` for why); 0 runs them as tasks on the caller's runtime.
     pub workers: usize,
-    /// How long a transfer that has its worker thread to itself polls its
+    /// How long a windowed transfer that has its worker thread to itself polls its
     /// socket for the client's ACK before going to sleep (0 turns it off; it
     /// only applies with `workers` > 0). A sleeping thread costs a wake-up per
     /// window: on a virtual machine an inter-processor interrupt and a halted
@@ -464,7 +464,10 @@ async fn run(
     tokio::pin!(timer);
     // Counted only on a worker thread (a task there never moves).
     let _active = (config.workers > 0).then(Alone::enter);
-    let mut poll = BusyPoll::new(if config.workers > 0 {
+    // Windows only: a lockstep client answers each block within a few µs,
+    // and a server thread that sleeps lets the scheduler run that client on
+    // the same CPU (no wake-up interrupt at all), which polling would prevent.
+    let mut poll = BusyPoll::new(if config.workers > 0 && windowsize > 1 {
         config.busy_poll
     } else {
         std::time::Duration::ZERO
@@ -484,6 +487,16 @@ async fn run(
                     "{path}: no ACK after {} retries",
                     config.max_retries
                 )));
+            }
+        }
+        if windowsize > 1 {
+            // Read the next window while the client works through this one
+            // (when polling, the CPU is ours until its ACK anyway), not after
+            // the ACK: measured +25 % on a 64 MiB windowed transfer.
+            let next = transfer.sent() + 1;
+            if next <= transfer.final_block() {
+                let last = (next + u64::from(windowsize) - 1).min(transfer.final_block());
+                window.prefetch(&file, &transfer, next, last, size)?;
             }
         }
         if poll.wanted()
@@ -666,6 +679,8 @@ const GSO_MAX_BYTES: usize = 65_507;
 /// File bytes read at once: a lockstep transfer of 1468-byte blocks reads
 /// 44 blocks per system call instead of one.
 const READ_AHEAD: usize = 64 << 10;
+/// Packets of a window sent one by one before the GSO send of the rest.
+const LEAD_PACKETS: usize = 2;
 
 impl Window {
     fn new(blksize: u16, windowsize: u16) -> Self {
@@ -747,6 +762,22 @@ impl Window {
         Ok(())
     }
 
+    /// Makes sure blocks `first..=last` are cached, without touching what
+    /// the last [`Window::fill`] chose to send.
+    fn prefetch(
+        &mut self,
+        file: &BootFile,
+        transfer: &Transfer,
+        first: u64,
+        last: u64,
+        size: u64,
+    ) -> Result<()> {
+        let (start, count, len) = (self.start, self.count, self.len);
+        let r = self.fill(file, transfer, first, last, size);
+        (self.start, self.count, self.len) = (start, count, len);
+        r
+    }
+
     /// Reads `total` file bytes at `offset` into the payloads of the first
     /// `count` packets; returns how many were read.
     fn read(&mut self, file: &BootFile, offset: u64, count: usize, total: usize) -> Result<usize> {
@@ -809,6 +840,17 @@ impl Window {
         }
         let mut sent = 0;
         if self.gso {
+            // The first packets leave on their own: the client is woken by
+            // the first while the kernel still segments the rest, instead of
+            // after the whole window (measured: +5–10 % on a 64 MiB
+            // windowed transfer on the bench's veth).
+            while sent < LEAD_PACKETS.min(self.count - 1) {
+                let end = ((sent + 1) * self.stride).min(self.len);
+                sock.send(&window[sent * self.stride..end])
+                    .await
+                    .map_err(io)?;
+                sent += 1;
+            }
             // Whole packets per send, within the kernel's limits.
             let per_send = (GSO_MAX_BYTES / self.stride).clamp(1, GSO_MAX_SEGMENTS);
             while sent < self.count {
@@ -995,6 +1037,37 @@ mod tests {
         // A window ending before the cached tail is a hit with full blocks.
         w.fill(&file, &t, 34, 35, size).unwrap();
         assert_eq!((w.count, w.len), (2, 1472 + 4 + 1468));
+    }
+
+    #[test]
+    fn prefetching_keeps_the_window_to_send() {
+        let (tmp, file, size) = block_file(1468, 100);
+        let t = Transfer::new(
+            size,
+            1468,
+            16,
+            true,
+            Duration::from_secs(1),
+            5,
+            Instant::now(),
+        );
+        let mut w = Window::new(1468, 16);
+        w.fill(&file, &t, 17, 32, size).unwrap();
+        let sending = packet(&w).to_vec();
+        // 33..=48 is cached already (the read at 17 took two windows)…
+        w.prefetch(&file, &t, 33, 48, size).unwrap();
+        assert_eq!(w.base, 17);
+        // …49..=64 is not: read now, replacing the cache…
+        w.prefetch(&file, &t, 49, 64, size).unwrap();
+        assert_eq!((w.base, w.cached), (49, 32));
+        // …while what the last fill chose to send keeps its place and length.
+        assert_eq!((w.start, w.count, w.len), (0, 16, 16 * 1472));
+        // The next fill is served from what was prefetched.
+        tmp.as_file().set_len(0).unwrap();
+        w.fill(&file, &t, 49, 64, size).unwrap();
+        assert_eq!(&packet(&w)[..4], &[0, 3, 0, 49]);
+        assert!(packet(&w)[4..1472].iter().all(|&x| x == 49));
+        assert_ne!(packet(&w), &sending[..]);
     }
 
     /// Every window, in order and after random restarts (gaps, timeouts),

@@ -106,6 +106,11 @@ impl Transfer {
         self.deadline
     }
 
+    /// The highest block sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
     /// The number of blocks in the file.
     pub fn final_block(&self) -> u64 {
         self.final_block
