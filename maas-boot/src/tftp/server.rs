@@ -966,6 +966,19 @@ mod tests {
         (f, file, size)
     }
 
+    /// A transfer with a 1 s timeout and 5 retries.
+    fn transfer(size: u64, blksize: u16, windowsize: u16, oack: bool) -> Transfer {
+        Transfer::new(
+            size,
+            blksize,
+            windowsize,
+            oack,
+            Duration::from_secs(1),
+            5,
+            Instant::now(),
+        )
+    }
+
     fn packet(w: &Window) -> &[u8] {
         &w.bytes[w.start..w.start + w.len]
     }
@@ -973,15 +986,7 @@ mod tests {
     #[test]
     fn lockstep_blocks_are_read_ahead_and_served_from_memory() {
         let (tmp, file, size) = block_file(512, 300);
-        let t = Transfer::new(
-            size,
-            512,
-            1,
-            false,
-            Duration::from_secs(1),
-            5,
-            Instant::now(),
-        );
+        let t = transfer(size, 512, 1, false);
         let mut w = Window::new(512, 1);
         let capacity = (w.bytes.len() / w.stride) as u64;
         assert_eq!(capacity, (READ_AHEAD / 516) as u64);
@@ -1006,15 +1011,7 @@ mod tests {
     #[test]
     fn windows_are_read_ahead_whole_and_the_short_last_block_kept() {
         let (_tmp, file, size) = block_file(1468, 40);
-        let t = Transfer::new(
-            size,
-            1468,
-            16,
-            true,
-            Duration::from_secs(1),
-            5,
-            Instant::now(),
-        );
+        let t = transfer(size, 1468, 16, true);
         let mut w = Window::new(1468, 16);
         // 64 KiB holds two windows of 16 × 1472 bytes.
         assert_eq!(w.bytes.len(), 2 * 16 * 1472);
@@ -1034,7 +1031,7 @@ mod tests {
         // A window before what is cached is read again from its first block.
         w.fill(&file, &t, 1, 16, size).unwrap();
         assert_eq!((w.base, w.cached), (1, 32));
-        // A window ending before the cached tail is a hit with full blocks.
+        // A read that stops short of the final block: full blocks only.
         w.fill(&file, &t, 34, 35, size).unwrap();
         assert_eq!((w.count, w.len), (2, 1472 + 4 + 1468));
     }
@@ -1042,15 +1039,7 @@ mod tests {
     #[test]
     fn prefetching_keeps_the_window_to_send() {
         let (tmp, file, size) = block_file(1468, 100);
-        let t = Transfer::new(
-            size,
-            1468,
-            16,
-            true,
-            Duration::from_secs(1),
-            5,
-            Instant::now(),
-        );
+        let t = transfer(size, 1468, 16, true);
         let mut w = Window::new(1468, 16);
         w.fill(&file, &t, 17, 32, size).unwrap();
         let sending = packet(&w).to_vec();
@@ -1090,7 +1079,7 @@ mod tests {
                 modified: None,
             },
         ] {
-            let t = Transfer::new(size, 8, 64, true, Duration::from_secs(1), 5, Instant::now());
+            let t = transfer(size, 8, 64, true);
             let mut w = Window::new(8, 64);
             let (mut x, mut first, mut sent) = (12_345u64, 1u64, 0u64);
             while first <= t.final_block() {
