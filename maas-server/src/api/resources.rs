@@ -706,25 +706,43 @@ impl LevelFilter {
 /// `GET events/?op=query`.
 pub fn events_query(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.user()?;
-    let limit = c.params.int("limit")?.unwrap_or(100).clamp(1, 1000);
+    let limit = c.params.int("limit")?.unwrap_or(100);
+    if limit > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "Requested number of events {limit} is greater than limit: {MAX_EVENTS}"
+        )));
+    }
+    let (before, after) = (c.params.int("before")?, c.params.int("after")?);
+    if before.is_some() && after.is_some() {
+        return Err(ApiError::bad_request(
+            "There is undetermined behaviour when both `after` and `before` are specified.",
+        ));
+    }
+    // MAAS's default level is INFO (DEBUG events, such as status changes,
+    // only when asked for).
+    let name = c
+        .params
+        .get_nonempty("level")
+        .unwrap_or_else(|| "INFO".into());
+    let level = LevelFilter::parse(&name)
+        .ok_or_else(|| ApiError::bad_request(format!("Unrecognised log level: {name}")))?;
     let q = events::EventQuery {
         system_ids: c.params.get_list("id"),
         hostnames: c.params.get_list("hostname"),
-        before: c.params.int("before")?,
-        after: c.params.int("after")?,
-        limit,
-    };
-    let level = match c.params.get_nonempty("level") {
-        Some(l) => Some(
-            LevelFilter::parse(&l)
-                .ok_or_else(|| ApiError::bad_request(format!("Unrecognised log level: {l}")))?,
+        before,
+        after,
+        limit: limit.max(1),
+        levels: Some(
+            EVENT_LEVELS
+                .iter()
+                .filter(|l| level.keeps(l))
+                .map(|l| (*l).to_owned())
+                .collect(),
         ),
-        None => None,
     };
     let evs = events::query(c.conn, &q)?;
     let list: Vec<Value> = evs
         .iter()
-        .filter(|e| level.is_none_or(|l| l.keeps(&e.level)))
         .map(|e| {
             json!({
                 "id": e.id,
@@ -738,19 +756,51 @@ pub fn events_query(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             })
         })
         .collect();
-    let base = "/MAAS/api/2.0/events/?op=query";
-    let prev_uri = evs
-        .first()
-        .map(|e| format!("{base}&limit={limit}&after={}", e.id));
-    let next_uri = evs
-        .last()
-        .map(|e| format!("{base}&limit={limit}&before={}", e.id));
+    // Newer events: after the newest shown; older: before the oldest shown.
+    let next_uri = match (evs.first(), before) {
+        (Some(newest), _) => Some(events_uri(c, "after", Some(newest.id))),
+        (None, Some(b)) => Some(events_uri(c, "after", Some(b - 1))),
+        (None, None) => Some(events_uri(c, "after", after)),
+    };
+    let prev_uri = match (evs.last(), after) {
+        (Some(oldest), _) => Some(events_uri(c, "before", Some(oldest.id))),
+        (None, Some(a)) => Some(events_uri(c, "before", Some(a + 1))),
+        (None, None) => None,
+    };
     Ok(Reply::Json(json!({
         "count": list.len(),
         "events": list,
-        "prev_uri": prev_uri,
         "next_uri": next_uri,
+        "prev_uri": prev_uri,
     })))
+}
+
+/// Most events one `events/?op=query` returns (MAAS's `MAX_EVENT_LOG_COUNT`).
+const MAX_EVENTS: i64 = 1000;
+
+/// A paging link of `events/?op=query` as MAAS builds it: the request's
+/// parameters that MAAS carries over (`op`, `id`, `level`, `limit`, `zone`,
+/// `agent_name`, `mac_address`), then `key=value` (`after` or `before`).
+fn events_uri(c: &Call<'_>, key: &str, value: Option<i64>) -> String {
+    const KEPT: [&str; 7] = [
+        "op",
+        "agent_name",
+        "id",
+        "level",
+        "limit",
+        "mac_address",
+        "zone",
+    ];
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in c.params.pairs() {
+        if KEPT.contains(&k.as_str()) {
+            q.append_pair(&k, &v);
+        }
+    }
+    if let Some(v) = value {
+        q.append_pair(key, &v.to_string());
+    }
+    format!("/MAAS/api/2.0/events/?{}", q.finish())
 }
 
 #[cfg(test)]

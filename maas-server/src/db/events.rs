@@ -74,9 +74,12 @@ pub struct EventQuery {
     pub after: Option<i64>,
     /// At most this many.
     pub limit: i64,
+    /// Only events of these levels (`None`: all).
+    pub levels: Option<Vec<String>>,
 }
 
-/// Events matching `q`, newest first.
+/// Events matching `q`, newest first. With only `after`, the `limit`
+/// events right after it (MAAS pages forward that way), still newest first.
 pub fn query(conn: &mut DbConn, q: &EventQuery) -> Result<Vec<Event>> {
     let mut s = events::table.into_boxed();
     if !q.system_ids.is_empty() {
@@ -85,11 +88,23 @@ pub fn query(conn: &mut DbConn, q: &EventQuery) -> Result<Vec<Event>> {
     if !q.hostnames.is_empty() {
         s = s.filter(events::hostname.eq_any(&q.hostnames));
     }
+    if let Some(levels) = &q.levels {
+        s = s.filter(events::level.eq_any(levels));
+    }
     if let Some(b) = q.before {
         s = s.filter(events::id.lt(b));
     }
     if let Some(a) = q.after {
         s = s.filter(events::id.gt(a));
+    }
+    if q.after.is_some() && q.before.is_none() {
+        let mut v = s
+            .order(events::id.asc())
+            .limit(q.limit)
+            .select(Event::as_select())
+            .load(conn)?;
+        v.reverse();
+        return Ok(v);
     }
     Ok(s.order(events::id.desc())
         .limit(q.limit)

@@ -323,3 +323,106 @@ async fn password_login_returns_a_working_token() {
         .await;
     assert_eq!(res.status(), 405);
 }
+
+/// `events/?op=query` as MAAS answers it: INFO and up unless a level is
+/// asked for, the level filtered before the limit, `after` pages forward
+/// from the oldest newer event, `next_uri` leads to newer events and
+/// `prev_uri` to older ones (carrying `op`, `id`, `level`, `limit`), and
+/// `limit` over 1,000 or `after` with `before` are 400s.
+#[tokio::test]
+async fn events_query_levels_paging_and_limits_follow_maas() {
+    use maas_server::db::events::{NewEvent, add};
+    let f = Fixture::new();
+    {
+        let mut c = f.state.pool.get().unwrap();
+        // ids 1..=12: DEBUG, INFO, DEBUG, ERROR, … (odd ids DEBUG).
+        for i in 1..=12 {
+            let level = match i % 4 {
+                0 => "ERROR",
+                2 => "INFO",
+                _ => "DEBUG",
+            };
+            let description = format!("event {i}");
+            let e = NewEvent {
+                system_id: "abc123",
+                hostname: "n1",
+                username: "",
+                level,
+                type_name: "Test",
+                description: &description,
+            };
+            add(&mut c, &e, i64::from(i) * 1000).unwrap();
+        }
+    }
+    let ids = |v: &Value| -> Vec<i64> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let get = |uri: String| {
+        let f = &f;
+        async move {
+            let (s, b) = f.get(&uri).await;
+            assert_eq!(s, 200, "{uri}: {b}");
+            serde_json::from_str::<Value>(&b).unwrap()
+        }
+    };
+    // Default INFO: the six even ids, newest first; the limit counts only those.
+    let v = get("/MAAS/api/2.0/events/?op=query&id=abc123&limit=2".into()).await;
+    assert_eq!(ids(&v), vec![12, 10]);
+    assert_eq!(v["count"], 2);
+    assert_eq!(
+        v["next_uri"],
+        "/MAAS/api/2.0/events/?op=query&id=abc123&limit=2&after=12"
+    );
+    assert_eq!(
+        v["prev_uri"],
+        "/MAAS/api/2.0/events/?op=query&id=abc123&limit=2&before=10"
+    );
+    // Older: before the oldest shown.
+    let older = get(v["prev_uri"].as_str().unwrap().to_owned()).await;
+    assert_eq!(ids(&older), vec![8, 6]);
+    // Forward from an old id: the events right after it, newest first.
+    let v = get("/MAAS/api/2.0/events/?op=query&level=DEBUG&after=3&limit=3".into()).await;
+    assert_eq!(ids(&v), vec![6, 5, 4]);
+    assert_eq!(
+        v["next_uri"],
+        "/MAAS/api/2.0/events/?op=query&level=DEBUG&limit=3&after=6"
+    );
+    assert_eq!(
+        v["prev_uri"],
+        "/MAAS/api/2.0/events/?op=query&level=DEBUG&limit=3&before=4"
+    );
+    let v = get("/MAAS/api/2.0/events/?op=query&level=ERROR".into()).await;
+    assert_eq!(ids(&v), vec![12, 8, 4]);
+    // Nothing older than the first: no prev_uri; nothing newer yet: a
+    // next_uri to poll.
+    let v = get("/MAAS/api/2.0/events/?op=query&before=1".into()).await;
+    assert_eq!(v["count"], 0);
+    assert_eq!(v["prev_uri"], Value::Null);
+    assert_eq!(v["next_uri"], "/MAAS/api/2.0/events/?op=query&after=0");
+    let v = get("/MAAS/api/2.0/events/?op=query&after=12".into()).await;
+    assert_eq!(v["count"], 0);
+    assert_eq!(v["next_uri"], "/MAAS/api/2.0/events/?op=query&after=12");
+    assert_eq!(v["prev_uri"], "/MAAS/api/2.0/events/?op=query&before=13");
+    for (uri, msg) in [
+        (
+            "/MAAS/api/2.0/events/?op=query&limit=1001",
+            "Requested number of events 1001 is greater than limit: 1000",
+        ),
+        (
+            "/MAAS/api/2.0/events/?op=query&after=1&before=5",
+            "There is undetermined behaviour when both `after` and `before` are specified.",
+        ),
+        (
+            "/MAAS/api/2.0/events/?op=query&level=LOUD",
+            "Unrecognised log level: LOUD",
+        ),
+    ] {
+        let (s, b) = f.get(uri).await;
+        assert_eq!((s, b.as_str()), (400, msg), "{uri}");
+    }
+}
