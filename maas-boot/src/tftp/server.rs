@@ -499,34 +499,31 @@ async fn run(
                 window.prefetch(&file, &transfer, next, last, size)?;
             }
         }
-        if poll.wanted()
-            && let Some(r) = poll.poll(&sock, &mut inbuf)
-        {
-            let n = r.map_err(|e| Error::io("receiving an ACK", e))?;
-            action = match on_datagram(&mut transfer, &inbuf[..n], &path) {
-                Ok(a) => a,
-                Err(why) => return Err(refuse(&sock, why).await),
-            };
-            continue;
-        }
-        action = tokio::select! {
-            biased;
-            r = sock.recv(&mut inbuf) => {
-                match r {
-                    Ok(n) => match on_datagram(&mut transfer, &inbuf[..n], &path) {
-                        Ok(a) => a,
-                        Err(why) => return Err(refuse(&sock, why).await),
-                    },
-                    // ICMP port unreachable: the client went away.
-                    Err(e) => return Err(Error::io("receiving an ACK", e)),
+        // The next datagram: polled for while the client is quick, else
+        // slept for (or the timer, or cancellation).
+        let polled = if poll.wanted() {
+            poll.poll(&sock, &mut inbuf)
+        } else {
+            None
+        };
+        let received = match polled {
+            Some(r) => r,
+            None => tokio::select! {
+                biased;
+                r = sock.recv(&mut inbuf) => r,
+                () = &mut timer => {
+                    action = transfer.on_timeout(tokio::time::Instant::now().into_std());
+                    timer.as_mut().reset(tokio::time::Instant::from_std(transfer.deadline()));
+                    continue;
                 }
-            }
-            () = &mut timer => {
-                let a = transfer.on_timeout(tokio::time::Instant::now().into_std());
-                timer.as_mut().reset(tokio::time::Instant::from_std(transfer.deadline()));
-                a
-            }
-            () = &mut cancelled => return Ok(()),
+                () = &mut cancelled => return Ok(()),
+            },
+        };
+        // An error is ICMP port unreachable: the client went away.
+        let n = received.map_err(|e| Error::io("receiving an ACK", e))?;
+        action = match on_datagram(&mut transfer, &inbuf[..n], &path) {
+            Ok(a) => a,
+            Err(why) => return Err(refuse(&sock, why).await),
         };
     }
 }
@@ -717,53 +714,24 @@ impl Window {
         last: u64,
         size: u64,
     ) -> Result<()> {
-        let capacity = self.bytes.len() / self.stride;
-        let count = usize::try_from(last.saturating_sub(first) + 1)
-            .unwrap_or(usize::MAX)
-            .min(capacity);
-        let last = first + count as u64 - 1;
-        let hit = self.base != 0 && first >= self.base && last < self.base + self.cached as u64;
-        if !hit {
-            let n = usize::try_from(transfer.final_block().saturating_sub(first) + 1)
-                .unwrap_or(usize::MAX)
-                .min(capacity);
-            let (offset, _) = transfer.block_range(first, size);
-            let mut lens = 0;
-            let mut last_len = 0;
-            for i in 0..n {
-                let (_, len) = transfer.block_range(first + i as u64, size);
-                let block = (first + i as u64) as u16; // wraps after 65535, as the wire does
-                let h = &mut self.bytes[i * self.stride..i * self.stride + 4];
-                h[0..2].copy_from_slice(&3u16.to_be_bytes());
-                h[2..4].copy_from_slice(&block.to_be_bytes());
-                lens += len;
-                last_len = len;
-            }
-            // Nothing is cached while the buffer is being rewritten.
-            self.base = 0;
-            let got = self.read(file, offset, n, lens)?;
-            if got < lens {
-                return Err(Error::Invalid("file shrank while being sent".into()));
-            }
-            self.base = first;
-            self.cached = n;
-            self.cached_last_len = last_len;
-        }
-        let from = (first - self.base) as usize;
+        let last = self.prefetch(file, transfer, first, last, size)?;
+        let count = (last - first + 1) as usize;
         let to = (last - self.base) as usize;
         let last_len = if to + 1 == self.cached {
             self.cached_last_len
         } else {
             self.blksize
         };
-        self.start = from * self.stride;
+        self.start = (first - self.base) as usize * self.stride;
         self.count = count;
         self.len = (count - 1) * self.stride + 4 + last_len;
         Ok(())
     }
 
-    /// Makes sure blocks `first..=last` are cached, without touching what
-    /// the last [`Window::fill`] chose to send.
+    /// Makes sure blocks `first..=last` are cached (as many as the buffer
+    /// holds), reading from `first` on unless they are; leaves what the last
+    /// [`Window::fill`] chose to send alone. Returns the last block cached
+    /// of those asked for.
     fn prefetch(
         &mut self,
         file: &BootFile,
@@ -771,11 +739,40 @@ impl Window {
         first: u64,
         last: u64,
         size: u64,
-    ) -> Result<()> {
-        let (start, count, len) = (self.start, self.count, self.len);
-        let r = self.fill(file, transfer, first, last, size);
-        (self.start, self.count, self.len) = (start, count, len);
-        r
+    ) -> Result<u64> {
+        let capacity = self.bytes.len() / self.stride;
+        let count = usize::try_from(last.saturating_sub(first) + 1)
+            .unwrap_or(usize::MAX)
+            .min(capacity);
+        let last = first + count as u64 - 1;
+        if self.base != 0 && first >= self.base && last < self.base + self.cached as u64 {
+            return Ok(last);
+        }
+        let n = usize::try_from(transfer.final_block().saturating_sub(first) + 1)
+            .unwrap_or(usize::MAX)
+            .min(capacity);
+        let (offset, _) = transfer.block_range(first, size);
+        let mut lens = 0;
+        let mut last_len = 0;
+        for i in 0..n {
+            let (_, len) = transfer.block_range(first + i as u64, size);
+            let block = (first + i as u64) as u16; // wraps after 65535, as the wire does
+            let h = &mut self.bytes[i * self.stride..i * self.stride + 4];
+            h[0..2].copy_from_slice(&3u16.to_be_bytes());
+            h[2..4].copy_from_slice(&block.to_be_bytes());
+            lens += len;
+            last_len = len;
+        }
+        // Nothing is cached while the buffer is being rewritten.
+        self.base = 0;
+        let got = self.read(file, offset, n, lens)?;
+        if got < lens {
+            return Err(Error::Invalid("file shrank while being sent".into()));
+        }
+        self.base = first;
+        self.cached = n;
+        self.cached_last_len = last_len;
+        Ok(last)
     }
 
     /// Reads `total` file bytes at `offset` into the payloads of the first

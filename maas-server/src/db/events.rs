@@ -97,17 +97,16 @@ pub fn query(conn: &mut DbConn, q: &EventQuery) -> Result<Vec<Event>> {
     if let Some(a) = q.after {
         s = s.filter(events::id.gt(a));
     }
-    if q.after.is_some() && q.before.is_none() {
-        let mut v = s
-            .order(events::id.asc())
-            .limit(q.limit)
-            .select(Event::as_select())
-            .load(conn)?;
+    // Paging forward takes the oldest events after `after`.
+    let forward = q.after.is_some() && q.before.is_none();
+    s = if forward {
+        s.order(events::id.asc())
+    } else {
+        s.order(events::id.desc())
+    };
+    let mut v = s.limit(q.limit).select(Event::as_select()).load(conn)?;
+    if forward {
         v.reverse();
-        return Ok(v);
     }
-    Ok(s.order(events::id.desc())
-        .limit(q.limit)
-        .select(Event::as_select())
-        .load(conn)?)
+    Ok(v)
 }
