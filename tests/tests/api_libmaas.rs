@@ -1,5 +1,6 @@
 //! python-libmaas 0.6.8 (the real client from PyPI) and its `maas` CLI run
-//! a full session against a fresh `maasd`, on SQLite and on PostgreSQL.
+//! a full session against a fresh `maasd`, on SQLite and on PostgreSQL
+//! (stored files included).
 
 use std::path::Path;
 use std::process::Command;
@@ -82,7 +83,7 @@ fn maas_cli(home: &Path, args: &[&str]) -> (bool, String) {
 }
 
 fn run_cli(m: &Maasd) {
-    m.admin_key("admin", PASSWORD).unwrap();
+    let key = m.admin_key("admin", PASSWORD).unwrap();
     seed(m, SEED);
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
@@ -119,6 +120,23 @@ fn run_cli(m: &Maasd) {
     // column for three and fails against any server.)
     let (ok, out) = maas_cli(h, &["tags"]);
     assert!(ok && out.contains("gpu"), "{out}");
+    // Stored files: libmaas's generated handlers upload, read and delete
+    // them (tests/python/files_session.py), then the CLI lists what is left.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/files_session.py");
+    let out = Command::new(venv_bin().unwrap().join("python"))
+        .arg(script)
+        .env("MAAS_URL", m.url())
+        .env("MAAS_KEY", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("FILES OK"),
+        "files session failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, out) = maas_cli(h, &["files"]);
+    assert!(ok && out.contains("kept.txt"), "{out}");
 }
 
 #[test]

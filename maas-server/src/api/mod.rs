@@ -21,6 +21,7 @@ use crate::db::users::User;
 use crate::oauth;
 
 pub mod boot;
+pub mod files;
 pub mod json;
 pub mod machine_ops;
 pub mod machines;
@@ -162,6 +163,8 @@ pub enum Reply {
     NoContent,
     /// 200 with a content type and raw body.
     Raw(&'static str, Vec<u8>),
+    /// This status with an empty body (201 for a stored file).
+    Status(u16),
 }
 
 /// Everything a handler gets for one call.
@@ -487,6 +490,9 @@ fn reply_response(r: Reply) -> Response {
             .into_response(),
         Reply::NoContent => StatusCode::NO_CONTENT.into_response(),
         Reply::Raw(ct, b) => (StatusCode::OK, [(header::CONTENT_TYPE, ct)], b).into_response(),
+        Reply::Status(s) => StatusCode::from_u16(s)
+            .unwrap_or(StatusCode::OK)
+            .into_response(),
     }
 }
 

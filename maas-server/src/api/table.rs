@@ -4,7 +4,7 @@
 use axum::http::Method;
 
 use super::{
-    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, machine_ops, machines, network,
+    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, files, machine_ops, machines, network,
     resources, users,
 };
 
@@ -159,6 +159,32 @@ pub fn resources() -> Vec<ResourceSpec> {
             ],
         ),
         // --- organisation
+        res("FilesHandler", "/MAAS/api/2.0/files/")
+            .anon(
+                "Read a stored file by its key, without credentials.",
+                vec![get_op(
+                    "get_by_key",
+                    "A file's content by its key.",
+                    files::get_by_key,
+                )],
+            )
+            .auth(
+                "Manage the caller's stored files.",
+                vec![
+                    read("List the caller's files (prefix filter).", files::list),
+                    create("Store a file (filename, file).", files::add),
+                    delete("Delete the caller's file named by filename.", files::delete_by_param),
+                    get_op("get", "The caller's file's content by name.", files::get),
+                    get_op("get_by_key", "A file's content by its key.", files::get_by_key),
+                ],
+            ),
+        res("FileHandler", "/MAAS/api/2.0/files/{filename}/").auth(
+            "Manage one of the caller's stored files.",
+            vec![
+                read("The file, content in base64.", files::read),
+                delete("Delete the file.", files::delete),
+            ],
+        ),
         res("ZonesHandler", "/MAAS/api/2.0/zones/").auth(
             "Manage physical zones.",
             vec![

@@ -86,6 +86,17 @@ pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     if name == me {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
+    if db_users::by_name(c.conn, &name)?.is_none() {
+        return Err(ApiError::not_found("No User matches the given query."));
+    }
+    // As MAAS's cascade: the account's SSH keys and stored files go with it
+    // (a new account of the same name must not inherit them).
+    for k in objects::list(c.conn, kinds::SSHKEY)? {
+        if k.name == name {
+            objects::delete(c.conn, kinds::SSHKEY, k.id)?;
+        }
+    }
+    super::files::delete_owned_by(c.conn, &name)?;
     db_users::delete(c.conn, &name)?;
     Ok(Reply::NoContent)
 }

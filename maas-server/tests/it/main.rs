@@ -3,6 +3,7 @@
 
 mod api;
 mod boot_migration;
+mod files;
 mod images;
 mod listing;
 mod listing_migration;
