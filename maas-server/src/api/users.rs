@@ -86,9 +86,7 @@ pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     if name == me {
         return Err(ApiError::bad_request("You cannot delete your own account."));
     }
-    if db_users::by_name(c.conn, &name)?.is_none() {
-        return Err(ApiError::not_found("No User matches the given query."));
-    }
+    // (A missing user is no error: MAAS answers 204 for nothing.)
     // As MAAS's cascade: the account's SSH keys and stored files go with it
     // (a new account of the same name must not inherit them).
     for k in objects::list(c.conn, kinds::SSHKEY)? {
