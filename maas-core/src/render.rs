@@ -96,6 +96,26 @@ pub struct AptConfig {
     pub ports_archive: String,
     /// HTTP proxy for APT (and snap), when one is configured.
     pub proxy: Option<String>,
+    /// Pockets of the archive left out (`updates`, `security`, `backports`).
+    pub disabled_pockets: Vec<String>,
+    /// Components of the archive left out (`restricted`, `universe`,
+    /// `multiverse`; `main` always stays).
+    pub disabled_components: Vec<String>,
+    /// An armoured key the archive is signed with (a private mirror's).
+    pub archive_key: Option<String>,
+    /// Additional repositories, each an `apt.sources` entry.
+    pub sources: Vec<AptSource>,
+}
+
+/// One additional APT repository (MAAS's custom package repositories).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AptSource {
+    /// The entry's name (also its list file's name on the node).
+    pub name: String,
+    /// `deb` lines (`$RELEASE` is the deployed series) or `ppa:owner/name`.
+    pub source: String,
+    /// The repository's armoured signing key.
+    pub key: Option<String>,
 }
 
 /// Everything the renderers need that the machine record does not hold.

@@ -76,6 +76,7 @@ fn context(obj: Option<&Bound<'_, PyAny>>) -> PyResult<RenderContext> {
                     archive: get("archive")?.unwrap_or_default(),
                     ports_archive: get("ports_archive")?.unwrap_or_default(),
                     proxy: get("proxy")?,
+                    ..AptConfig::default()
                 };
             }
             "default_user" => ctx.default_user = Some(s(v, k)?),

@@ -59,7 +59,8 @@ fn ubuntu_version(series: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// `apt:` for preseeds and curtin: archives, sources list, proxy.
+/// `apt:` for preseeds and curtin: archives, sources list, proxy, the
+/// archive's key and additional repositories.
 pub fn apt_config(machine: &Machine, ctx: &RenderContext) -> Value {
     let mut apt = Map::new();
     apt.insert("preserve_sources_list".into(), json!(false));
@@ -76,23 +77,58 @@ pub fn apt_config(machine: &Machine, ctx: &RenderContext) -> Value {
         apt.insert("primary".into(), mirrors.clone());
         apt.insert("security".into(), mirrors);
         let deb822 = ubuntu_version(&machine.distro_series).is_some_and(|v| v >= (24, 4));
-        let comps = "main restricted universe multiverse";
+        let comps = ["main", "restricted", "universe", "multiverse"]
+            .into_iter()
+            .filter(|c| *c == "main" || !ctx.apt.disabled_components.iter().any(|d| d == c))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let on = |pocket: &str| !ctx.apt.disabled_pockets.iter().any(|p| p == pocket);
+        let mut suites = vec!["$RELEASE".to_owned()];
+        suites.extend(
+            ["updates", "backports"]
+                .into_iter()
+                .filter(|p| on(p))
+                .map(|p| format!("$RELEASE-{p}")),
+        );
         let sources = if deb822 {
-            format!(
-                "Types: deb\nURIs: $PRIMARY\nSuites: $RELEASE $RELEASE-updates $RELEASE-backports\n\
-                 Components: {comps}\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n\n\
-                 Types: deb\nURIs: $SECURITY\nSuites: $RELEASE-security\n\
-                 Components: {comps}\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"
-            )
+            let mut s = format!(
+                "Types: deb\nURIs: $PRIMARY\nSuites: {}\n\
+                 Components: {comps}\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n",
+                suites.join(" ")
+            );
+            if on("security") {
+                s.push_str(&format!(
+                    "\nTypes: deb\nURIs: $SECURITY\nSuites: $RELEASE-security\n\
+                     Components: {comps}\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"
+                ));
+            }
+            s
         } else {
-            format!(
-                "deb $PRIMARY $RELEASE {comps}\n\
-                 deb $PRIMARY $RELEASE-updates {comps}\n\
-                 deb $PRIMARY $RELEASE-backports {comps}\n\
-                 deb $SECURITY $RELEASE-security {comps}\n"
-            )
+            let mut s: String = suites
+                .iter()
+                .map(|suite| format!("deb $PRIMARY {suite} {comps}\n"))
+                .collect();
+            if on("security") {
+                s.push_str(&format!("deb $SECURITY $RELEASE-security {comps}\n"));
+            }
+            s
         };
         apt.insert("sources_list".into(), json!(sources));
+    }
+    let mut sources = Map::new();
+    if let Some(k) = &ctx.apt.archive_key {
+        sources.insert("archive_key".into(), json!({ "key": k }));
+    }
+    for s in &ctx.apt.sources {
+        let mut e = Map::new();
+        e.insert("source".into(), json!(s.source));
+        if let Some(k) = &s.key {
+            e.insert("key".into(), json!(k));
+        }
+        sources.insert(s.name.clone(), Value::Object(e));
+    }
+    if !sources.is_empty() {
+        apt.insert("sources".into(), Value::Object(sources));
     }
     if let Some(p) = &ctx.apt.proxy {
         apt.insert("proxy".into(), json!(p));
@@ -196,4 +232,108 @@ pub fn enlist_preseed(ctx: &RenderContext) -> Result<String> {
         }),
     );
     cloud_config(&Value::Object(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::{AptConfig, AptSource};
+
+    fn ctx(apt: AptConfig) -> RenderContext {
+        RenderContext {
+            apt,
+            ..RenderContext::default()
+        }
+    }
+
+    fn machine(series: &str) -> Machine {
+        Machine {
+            distro_series: series.into(),
+            ..Machine::default()
+        }
+    }
+
+    #[test]
+    fn no_archive_leaves_the_image_sources_alone() {
+        let apt = apt_config(&machine("jammy"), &ctx(AptConfig::default()));
+        assert_eq!(apt, json!({ "preserve_sources_list": false }));
+    }
+
+    #[test]
+    fn the_archive_with_pockets_and_components_disabled() {
+        let a = AptConfig {
+            archive: "http://mirror.example/ubuntu".into(),
+            ports_archive: "http://mirror.example/ports".into(),
+            proxy: Some("http://proxy.example:3128/".into()),
+            disabled_pockets: vec!["backports".into(), "security".into()],
+            disabled_components: vec!["multiverse".into(), "main".into()],
+            ..AptConfig::default()
+        };
+        let apt = apt_config(&machine("jammy"), &ctx(a.clone()));
+        assert_eq!(apt["primary"][0]["uri"], "http://mirror.example/ubuntu");
+        assert_eq!(apt["primary"][1]["uri"], "http://mirror.example/ports");
+        assert_eq!(apt["proxy"], "http://proxy.example:3128/");
+        assert_eq!(
+            apt["sources_list"],
+            "deb $PRIMARY $RELEASE main restricted universe\n\
+             deb $PRIMARY $RELEASE-updates main restricted universe\n"
+        );
+        // deb822 from 24.04: the same suites, no security stanza.
+        let apt = apt_config(&machine("noble"), &ctx(a));
+        let list = apt["sources_list"].as_str().unwrap();
+        assert!(
+            list.contains("Suites: $RELEASE $RELEASE-updates\n"),
+            "{list}"
+        );
+        assert!(
+            list.contains("Components: main restricted universe\n"),
+            "{list}"
+        );
+        assert!(!list.contains("security"), "{list}");
+    }
+
+    #[test]
+    fn every_pocket_by_default() {
+        let a = AptConfig {
+            archive: "http://archive.ubuntu.com/ubuntu".into(),
+            ..AptConfig::default()
+        };
+        let list = apt_config(&machine("jammy"), &ctx(a))["sources_list"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(list.lines().count(), 4, "{list}");
+        assert!(
+            list.ends_with("deb $SECURITY $RELEASE-security main restricted universe multiverse\n")
+        );
+    }
+
+    #[test]
+    fn additional_repositories_and_the_archive_key() {
+        let a = AptConfig {
+            archive_key: Some("ARCHIVE KEY".into()),
+            sources: vec![
+                AptSource {
+                    name: "tools_3".into(),
+                    source: "deb http://repo.example/tools $RELEASE main".into(),
+                    key: Some("TOOLS KEY".into()),
+                },
+                AptSource {
+                    name: "ppa_4".into(),
+                    source: "ppa:owner/name".into(),
+                    key: None,
+                },
+            ],
+            ..AptConfig::default()
+        };
+        let apt = apt_config(&machine("jammy"), &ctx(a));
+        assert_eq!(
+            apt["sources"],
+            json!({
+                "archive_key": { "key": "ARCHIVE KEY" },
+                "tools_3": { "source": "deb http://repo.example/tools $RELEASE main", "key": "TOOLS KEY" },
+                "ppa_4": { "source": "ppa:owner/name" },
+            })
+        );
+    }
 }

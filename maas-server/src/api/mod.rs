@@ -28,6 +28,7 @@ pub mod machines;
 pub mod network;
 pub mod openapi;
 pub mod params;
+pub mod repos;
 pub mod resources;
 pub mod table;
 pub mod users;

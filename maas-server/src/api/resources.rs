@@ -19,8 +19,8 @@ pub fn version(_c: &mut Call<'_>) -> Result<Reply, ApiError> {
 }
 
 /// Creates the objects MAAS always has: the `default` zone and pool, the
-/// `maas` domain, `fabric-0` with its untagged VLAN, and the default
-/// configuration values.
+/// `maas` domain, `fabric-0` with its untagged VLAN, the Ubuntu archives
+/// and the default configuration values.
 pub fn ensure_defaults(conn: &mut DbConn) -> crate::Result<()> {
     let mut d = Map::new();
     if objects::by_name(conn, kinds::ZONE, "default")?.is_none() {
@@ -47,6 +47,7 @@ pub fn ensure_defaults(conn: &mut DbConn) -> crate::Result<()> {
         v.insert("dhcp_on".into(), json!(false));
         objects::insert(conn, kinds::VLAN, "untagged", &v)?;
     }
+    super::repos::ensure_defaults(conn)?;
     for (k, v) in default_config() {
         if settings::get(conn, &config_key(k))?.is_none() {
             settings::set(conn, &config_key(k), &v)?;
@@ -78,6 +79,8 @@ fn default_config() -> Vec<(&'static str, Value)> {
         ("disk_erase_with_quick_erase", json!(false)),
         ("node_timeout", json!(30)),
         ("http_proxy", Value::Null),
+        ("enable_http_proxy", json!(true)),
+        ("use_peer_proxy", json!(false)),
         ("kernel_opts", Value::Null),
         ("completed_intro", json!(true)),
         ("network_discovery", json!("enabled")),

@@ -5,7 +5,7 @@ use axum::http::Method;
 
 use super::{
     ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, files, machine_ops, machines, network,
-    resources, users,
+    repos, resources, users,
 };
 
 fn action(
@@ -183,6 +183,25 @@ pub fn resources() -> Vec<ResourceSpec> {
             vec![
                 read("The file, content in base64.", files::read),
                 delete("Delete the file.", files::delete),
+            ],
+        ),
+        res("PackageRepositoriesHandler", "/MAAS/api/2.0/package-repositories/").auth(
+            "Manage the package repositories machines are deployed with.",
+            vec![
+                read("List package repositories.", repos::list),
+                create("Create a package repository (admin).", repos::create),
+            ],
+        ),
+        res(
+            "PackageRepositoryHandler",
+            "/MAAS/api/2.0/package-repositories/{id}/",
+        )
+        .auth(
+            "Manage a package repository.",
+            vec![
+                read("Read a package repository.", repos::read),
+                update("Update a package repository (admin).", repos::update),
+                delete("Delete a package repository (admin).", repos::delete),
             ],
         ),
         res("ZonesHandler", "/MAAS/api/2.0/zones/").auth(

@@ -225,7 +225,7 @@ fn versioned(
     check_version(v)?;
     match rest {
         ["by-id", sid] => node::by_id(conn, req, sid),
-        ["enlist-preseed"] => node::enlist_preseed(req),
+        ["enlist-preseed"] => node::enlist_preseed(conn, req),
         _ => match authenticate_node(conn, req)? {
             None => node::anonymous(req, rest),
             Some((token, sm)) => node::node(conn, req, token, sm, rest, curtin),

@@ -13,7 +13,7 @@ use super::results::{self, ResultType};
 use super::{MetaReply, Req, not_found, scripts, sync_macs};
 use crate::api::machine_ops::{commit_outcome, lifecycle_config, refusal};
 use crate::api::machines::{event, node_token};
-use crate::api::{ApiError, json::kinds};
+use crate::api::{ApiError, json::kinds, repos};
 use crate::db::machines::{self as dbm, StoredMachine};
 use crate::db::users::Token;
 use crate::db::{DbConn, objects, settings};
@@ -70,11 +70,13 @@ pub fn anonymous(req: &Req<'_>, rest: &[&str]) -> Result<MetaReply, ApiError> {
 }
 
 /// `enlist-preseed/?op=get_enlist_preseed`.
-pub fn enlist_preseed(req: &Req<'_>) -> Result<MetaReply, ApiError> {
+pub fn enlist_preseed(conn: &mut DbConn, req: &Req<'_>) -> Result<MetaReply, ApiError> {
     if req.op().as_deref() != Some("get_enlist_preseed") {
         return Err(not_found());
     }
-    let p = maas_core::render::enlist_preseed(&req.render_ctx(None)).map_err(render_err)?;
+    let mut ctx = req.render_ctx(None);
+    ctx.apt = repos::apt_for_ephemeral(conn, "")?;
+    let p = maas_core::render::enlist_preseed(&ctx).map_err(render_err)?;
     Ok(MetaReply::text(p))
 }
 
@@ -95,7 +97,17 @@ pub fn by_id(conn: &mut DbConn, req: &Req<'_>, sid: &str) -> Result<MetaReply, A
     match (req.method, req.op().as_deref()) {
         (&Method::GET, Some("get_preseed")) => {
             let token = node_token(conn, &sm.record.machine, req.now_ms)?;
-            let ctx = req.render_ctx(Some(&token));
+            let mut ctx = req.render_ctx(Some(&token));
+            // The preseed configures the ephemeral environment (commissioning
+            // or the installer).
+            let arch = sm
+                .record
+                .machine
+                .architecture
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            ctx.apt = repos::apt_for_ephemeral(conn, arch)?;
             let p = maas_core::render::preseed(&sm.record.machine, &ctx).map_err(render_err)?;
             Ok(MetaReply::text(p))
         }
@@ -227,7 +239,8 @@ fn meta_data(
         // user without any.
         "x509" => Ok(MetaReply::text("")),
         "vendor-data" => {
-            let ctx = req.render_ctx(Some(token));
+            let mut ctx = req.render_ctx(Some(token));
+            ctx.apt = repos::apt_for_machine(conn, m)?;
             let vd = maas_core::render::vendor_data(m, &ctx).map_err(render_err)?;
             Ok(yaml(vd))
         }

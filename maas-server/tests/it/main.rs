@@ -11,6 +11,7 @@ mod metadata;
 mod migrations;
 mod objects_migration;
 mod remainder;
+mod repos;
 mod workflow;
 
 use std::sync::Arc;
@@ -89,6 +90,15 @@ impl Fixture {
             .header("Authorization", self.auth())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(Body::from(form.to_owned()))
+            .unwrap();
+        let (r, b) = self.send(req).await;
+        (r.status().as_u16(), b)
+    }
+
+    pub async fn delete_req(&self, uri: &str) -> (u16, String) {
+        let req = Request::delete(uri)
+            .header("Authorization", self.auth())
+            .body(Body::empty())
             .unwrap();
         let (r, b) = self.send(req).await;
         (r.status().as_u16(), b)

@@ -315,3 +315,102 @@ async fn deploying_machine_is_deployed_when_its_os_reads_user_data() {
     );
     assert_eq!(status_of(&f, &n.sid).await, "Deployed");
 }
+
+#[tokio::test]
+async fn deployments_get_the_package_repositories_and_the_proxy() {
+    let f = Fixture::new();
+    let n = new_node(&f).await;
+    for (uri, form) in [
+        (
+            "/MAAS/api/2.0/maas/",
+            "op=set_config&name=http_proxy&value=http://proxy.example:3128/",
+        ),
+        (
+            "/MAAS/api/2.0/package-repositories/",
+            "name=Tools&url=http://repo.example/tools&components=main,extra&key=TOOLSKEY",
+        ),
+        (
+            "/MAAS/api/2.0/package-repositories/",
+            "name=armonly&url=http://arm.example/x&arches=arm64",
+        ),
+    ] {
+        let (st, body) = f.post(uri, form).await;
+        assert_eq!(st, 200, "{uri} {form}: {body}");
+    }
+    let (st, body) = f
+        .put(
+            "/MAAS/api/2.0/package-repositories/main_archive/",
+            "url=http://mirror.example/ubuntu&disabled_pockets=backports",
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let form = "application/x-www-form-urlencoded";
+    node_post(
+        &f,
+        Some(&n.auth()),
+        "/MAAS/metadata/latest/",
+        form,
+        "op=signal&status=OK",
+    )
+    .await;
+    let (st, body) = f
+        .post(
+            &format!("/MAAS/api/2.0/machines/{}/", n.sid),
+            "op=deploy&distro_series=jammy",
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, ud) = node_get(&f, &n.auth(), "/MAAS/metadata/curtin/latest/user-data").await;
+    assert_eq!(st, 200);
+    let ud = String::from_utf8(ud).unwrap();
+    for want in [
+        "http://mirror.example/ubuntu",
+        "http://ports.ubuntu.com/ubuntu-ports",
+        "deb $PRIMARY $RELEASE-updates",
+        "deb http://repo.example/tools $RELEASE main extra",
+        "TOOLSKEY",
+        "tools_",
+        "http://proxy.example:3128/",
+    ] {
+        assert!(
+            ud.contains(want),
+            "{want} missing from curtin user-data:\n{ud}"
+        );
+    }
+    assert!(!ud.contains("$RELEASE-backports"), "{ud}");
+    assert!(
+        !ud.contains("arm.example"),
+        "an arm64-only repository on amd64:\n{ud}"
+    );
+    // The API's view of the same configuration.
+    let (st, cfg) = f
+        .get(&format!(
+            "/MAAS/api/2.0/machines/{}/?op=get_curtin_config",
+            n.sid
+        ))
+        .await;
+    assert_eq!(st, 200, "{cfg}");
+    assert!(cfg.contains("http://mirror.example/ubuntu"), "{cfg}");
+    // Vendor data carries the proxy; turning the proxy off removes it.
+    let (_, vd) = node_get(&f, &n.auth(), "/MAAS/metadata/latest/meta-data/vendor-data").await;
+    assert!(String::from_utf8_lossy(&vd).contains("http://proxy.example:3128/"));
+    let (st, _) = f
+        .post(
+            "/MAAS/api/2.0/maas/",
+            "op=set_config&name=enable_http_proxy&value=false",
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, ud) = node_get(&f, &n.auth(), "/MAAS/metadata/curtin/latest/user-data").await;
+    assert!(!String::from_utf8_lossy(&ud).contains("proxy.example"));
+    // Other systems keep their image's sources.
+    let mut c = f.state.pool.get().unwrap();
+    let apt = maas_server::api::repos::apt_for(&mut c, "debian", "amd64").unwrap();
+    assert!(apt.archive.is_empty() && apt.sources.is_empty(), "{apt:?}");
+    // On arm64: only the arm64 repository, and the ports archive's own
+    // (untouched) pockets.
+    let apt = maas_server::api::repos::apt_for(&mut c, "ubuntu", "arm64").unwrap();
+    let names: Vec<&str> = apt.sources.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.len() == 1 && names[0].starts_with("armonly_"), "{apt:?}");
+    assert!(apt.disabled_pockets.is_empty(), "{apt:?}");
+}

@@ -260,6 +260,7 @@ pub fn ctx() -> RenderContext {
             archive: "http://archive.ubuntu.com/ubuntu".into(),
             ports_archive: "http://ports.ubuntu.com/ubuntu-ports".into(),
             proxy: Some("http://10.0.0.1:8000/".into()),
+            ..AptConfig::default()
         },
         default_user: Some("ubuntu".into()),
         owner_name: Some("Ada Admin".into()),
