@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyAny;
 use pythonize::{depythonize, pythonize};
 
-use maas_core::render::{self, AptConfig, NodeToken, RenderContext};
+use maas_core::render::{self, AptConfig, AptSource, NodeToken, RenderContext};
 use maas_core::storage::{self, LayoutRequest};
 
 use crate::errors::{RenderError, bad_input};
@@ -72,11 +72,42 @@ fn context(obj: Option<&Bound<'_, PyAny>>) -> PyResult<RenderContext> {
                         .map(|x| s(x, f))
                         .transpose()
                 };
+                let strings = |f: &str| match v.get(f) {
+                    Some(x) if !x.is_null() => list(x, f),
+                    _ => Ok(vec![]),
+                };
+                let sources = match v.get("sources") {
+                    Some(x) if !x.is_null() => x
+                        .as_array()
+                        .ok_or_else(|| bad_input("context", "apt.sources must be a list"))?
+                        .iter()
+                        .map(|e| {
+                            let field = |f: &str| e.get(f).filter(|x| !x.is_null());
+                            Ok(AptSource {
+                                name: s(
+                                    field("name").unwrap_or(&Value::Null),
+                                    "apt.sources[].name",
+                                )?,
+                                source: s(
+                                    field("source").unwrap_or(&Value::Null),
+                                    "apt.sources[].source",
+                                )?,
+                                key: field("key")
+                                    .map(|k| s(k, "apt.sources[].key"))
+                                    .transpose()?,
+                            })
+                        })
+                        .collect::<PyResult<_>>()?,
+                    _ => vec![],
+                };
                 ctx.apt = AptConfig {
                     archive: get("archive")?.unwrap_or_default(),
                     ports_archive: get("ports_archive")?.unwrap_or_default(),
                     proxy: get("proxy")?,
-                    ..AptConfig::default()
+                    disabled_pockets: strings("disabled_pockets")?,
+                    disabled_components: strings("disabled_components")?,
+                    archive_key: get("archive_key")?,
+                    sources,
                 };
             }
             "default_user" => ctx.default_user = Some(s(v, k)?),

@@ -51,6 +51,24 @@ def test_layout_then_curtin_config():
     assert "status/4y3h7n" in curtin["reporting"]["maas"]["endpoint"]
 
 
+def test_apt_mirror_pockets_and_sources():
+    ctx = dict(CONTEXT, apt={
+        "archive": "http://mirror.example/ubuntu",
+        "proxy": "http://proxy.example:3128/",
+        "disabled_pockets": ["backports"],
+        "disabled_components": ["multiverse"],
+        "sources": [{"name": "tools_3", "source": "deb http://repo.example/tools $RELEASE main", "key": "K"}],
+    })
+    m = maas_rs.set_storage_layout(machine(), {"layout": "flat"})
+    apt = yaml.safe_load(maas_rs.render("curtin", m, ctx))["apt"]
+    assert apt["primary"][0]["uri"] == "http://mirror.example/ubuntu"
+    assert apt["proxy"] == "http://proxy.example:3128/"
+    assert "backports" not in apt["sources_list"] and "multiverse" not in apt["sources_list"]
+    assert apt["sources"]["tools_3"] == {"source": "deb http://repo.example/tools $RELEASE main", "key": "K"}
+    with pytest.raises(maas_rs.BadParameter):
+        maas_rs.render("curtin", m, dict(CONTEXT, apt={"sources": [{"name": "x"}]}))
+
+
 def test_bad_layouts_name_the_rule():
     with pytest.raises(maas_rs.RenderError):
         maas_rs.set_storage_layout(machine(), {"layout": "bcache"})
