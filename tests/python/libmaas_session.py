@@ -182,6 +182,22 @@ assert vlan0.vid == 0, vlan0.vid
 sn = c.subnets.create("10.20.0.0/24", vlan0, gateway_ip="10.20.0.1")
 assert c.subnets.get(sn.id).cidr == "10.20.0.0/24"
 
+step("archive and proxy settings (the archives are the default package repositories)")
+c.maas.set_main_archive("http://mirror.example/ubuntu")
+assert c.maas.get_main_archive() == "http://mirror.example/ubuntu"
+assert c.maas.get_ports_archive() == "http://ports.ubuntu.com/ubuntu-ports"
+c.maas.set_http_proxy("http://proxy.example:3128/")
+assert c.maas.get_http_proxy() == "http://proxy.example:3128/"
+assert c.maas.get_enable_http_proxy() is True
+c.maas.set_enable_http_proxy(False)
+assert c.maas.get_enable_http_proxy() is False
+c.maas.set_http_proxy(None)
+assert c.maas.get_http_proxy() is None
+c.maas.set_curtin_verbose(False)
+assert c.maas.get_curtin_verbose() is False
+assert c.maas.get_default_dns_ttl() == 30
+assert c.maas.get_windows_kms_host() is None
+
 step("permissions: a non-admin cannot create machines")
 alice_c = login(URL, username="alice", password="alice-pw")
 try:

@@ -964,6 +964,7 @@ pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         },
         swap_size: sm.record.extra.swap_size,
         apt: super::repos::apt_for_machine(c.conn, m)?,
+        curtin_verbose: super::resources::config_bool(c.conn, "curtin_verbose", true)?,
         ..maas_core::RenderContext::default()
     };
     // Without commissioning nothing set a layout yet; MAAS would have

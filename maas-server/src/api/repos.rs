@@ -383,6 +383,46 @@ pub fn delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::NoContent)
 }
 
+/// Whether `name` is one of the settings that are the default archives'
+/// URLs (`main_archive`, `ports_archive`).
+pub fn is_archive_setting(name: &str) -> bool {
+    name == MAIN || name == PORTS
+}
+
+/// `get_config` of `main_archive` / `ports_archive`: the default
+/// repository's URL; `None` for any other name.
+pub fn archive_url(conn: &mut DbConn, name: &str) -> Result<Option<String>, ApiError> {
+    if !is_archive_setting(name) {
+        return Ok(None);
+    }
+    Ok(all(conn)?
+        .into_iter()
+        .find(|r| r.default && r.name == name)
+        .map(|r| r.url))
+}
+
+/// `set_config` of `main_archive` / `ports_archive`: sets the default
+/// repository's URL (400 for a bad one, as MAAS's form).
+pub fn set_archive_url(conn: &mut DbConn, name: &str, url: &str) -> Result<(), ApiError> {
+    if !valid_url(url) || url.starts_with("ppa:") {
+        return Err(ApiError::field("value", "Enter a valid URL."));
+    }
+    let Some(mut r) = all(conn)?.into_iter().find(|r| r.default && r.name == name) else {
+        return Err(ApiError::field(
+            "name",
+            format!("{name} is not a valid config setting."),
+        ));
+    };
+    r.url = url.to_owned();
+    let o = objects::Object {
+        id: r.id,
+        name: r.name.clone(),
+        data: r.data(),
+    };
+    objects::update(conn, KIND, &o)?;
+    Ok(())
+}
+
 fn config_text(conn: &mut DbConn, name: &str) -> crate::Result<Option<String>> {
     Ok(
         settings::get(conn, &format!("config:{name}"))?.and_then(|v| match v {
@@ -390,12 +430,6 @@ fn config_text(conn: &mut DbConn, name: &str) -> crate::Result<Option<String>> {
             _ => None,
         }),
     )
-}
-
-fn config_bool(conn: &mut DbConn, name: &str, dflt: bool) -> crate::Result<bool> {
-    Ok(settings::get(conn, &format!("config:{name}"))?
-        .and_then(|v| v.as_bool())
-        .unwrap_or(dflt))
 }
 
 /// A repository's name as MAAS makes it into an `apt.sources` key (and so
@@ -444,7 +478,7 @@ fn source_line(r: &Repo) -> String {
 /// systems keep their image's sources.
 pub fn apt_for(conn: &mut DbConn, osystem: &str, arch: &str) -> crate::Result<AptConfig> {
     let mut apt = AptConfig::default();
-    if config_bool(conn, "enable_http_proxy", true)? {
+    if super::resources::config_bool(conn, "enable_http_proxy", true)? {
         apt.proxy = config_text(conn, "http_proxy")?;
     }
     if !(osystem.is_empty() || osystem == "ubuntu") {

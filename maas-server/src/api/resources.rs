@@ -80,6 +80,9 @@ fn default_config() -> Vec<(&'static str, Value)> {
         ("node_timeout", json!(30)),
         ("http_proxy", Value::Null),
         ("enable_http_proxy", json!(true)),
+        ("curtin_verbose", json!(true)),
+        ("default_dns_ttl", json!(30)),
+        ("windows_kms_host", Value::Null),
         ("use_peer_proxy", json!(false)),
         ("kernel_opts", Value::Null),
         ("completed_intro", json!(true)),
@@ -95,6 +98,11 @@ pub fn get_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .params
         .get_nonempty("name")
         .ok_or_else(|| ApiError::field("name", "This field is required."))?;
+    // The Ubuntu archives' URLs are the default package repositories'
+    // (MAAS's settings form for them writes there too).
+    if let Some(url) = super::repos::archive_url(c.conn, &name)? {
+        return Ok(Reply::Json(json!(url)));
+    }
     if !default_config().iter().any(|(k, _)| *k == name) {
         return Err(ApiError::field(
             "name",
@@ -112,6 +120,11 @@ pub fn set_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .params
         .get_nonempty("name")
         .ok_or_else(|| ApiError::field("name", "This field is required."))?;
+    if super::repos::is_archive_setting(&name) {
+        let url = c.params.get("value").unwrap_or_default();
+        super::repos::set_archive_url(c.conn, &name, url.trim())?;
+        return Ok(Reply::Json(json!("OK")));
+    }
     let Some(default) = default_config()
         .into_iter()
         .find(|(k, _)| *k == name)
@@ -147,6 +160,13 @@ pub fn config_str(conn: &mut DbConn, name: &str) -> crate::Result<String> {
         Some(Value::Null) | None => String::new(),
         Some(v) => v.to_string(),
     })
+}
+
+/// Reads a boolean configuration value (`dflt` when unset or not a boolean).
+pub fn config_bool(conn: &mut DbConn, name: &str, dflt: bool) -> crate::Result<bool> {
+    Ok(settings::get(conn, &config_key(name))?
+        .and_then(|v| v.as_bool())
+        .unwrap_or(dflt))
 }
 
 fn desc_of(c: &Call<'_>) -> Value {

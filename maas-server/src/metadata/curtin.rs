@@ -46,6 +46,7 @@ pub fn user_data(
     let mut ctx = req.render_ctx(Some(token));
     ctx.swap_size = sm.record.extra.swap_size;
     ctx.apt = crate::api::repos::apt_for_machine(conn, m)?;
+    ctx.curtin_verbose = crate::api::resources::config_bool(conn, "curtin_verbose", true)?;
     // A machine never commissioned has no layout yet; MAAS applies the
     // default one at allocation, so render with it.
     let with_layout;

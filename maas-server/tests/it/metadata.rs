@@ -403,6 +403,17 @@ async fn deployments_get_the_package_repositories_and_the_proxy() {
     assert_eq!(st, 200);
     let (_, ud) = node_get(&f, &n.auth(), "/MAAS/metadata/curtin/latest/user-data").await;
     assert!(!String::from_utf8_lossy(&ud).contains("proxy.example"));
+    // curtin_verbose (on by default) sets curtin's verbosity.
+    assert!(String::from_utf8_lossy(&ud).contains("verbosity: 3"));
+    let (st, _) = f
+        .post(
+            "/MAAS/api/2.0/maas/",
+            "op=set_config&name=curtin_verbose&value=false",
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, ud) = node_get(&f, &n.auth(), "/MAAS/metadata/curtin/latest/user-data").await;
+    assert!(!String::from_utf8_lossy(&ud).contains("verbosity"));
     // Other systems keep their image's sources.
     let mut c = f.state.pool.get().unwrap();
     let apt = maas_server::api::repos::apt_for(&mut c, "debian", "amd64").unwrap();
@@ -411,6 +422,9 @@ async fn deployments_get_the_package_repositories_and_the_proxy() {
     // (untouched) pockets.
     let apt = maas_server::api::repos::apt_for(&mut c, "ubuntu", "arm64").unwrap();
     let names: Vec<&str> = apt.sources.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.len() == 1 && names[0].starts_with("armonly_"), "{apt:?}");
+    assert!(
+        names.len() == 1 && names[0].starts_with("armonly_"),
+        "{apt:?}"
+    );
     assert!(apt.disabled_pockets.is_empty(), "{apt:?}");
 }

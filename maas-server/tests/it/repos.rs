@@ -106,3 +106,48 @@ async fn package_repositories_as_maas_keeps_them() {
     assert_eq!(f.delete_req(&format!("{base}{id}/")).await.0, 204);
     assert_eq!(f.get(&format!("{base}{id}/")).await.0, 404);
 }
+
+#[tokio::test]
+async fn the_archive_settings_are_the_default_repositories() {
+    let f = Fixture::new();
+    let (st, b) = f
+        .get("/MAAS/api/2.0/maas/?op=get_config&name=main_archive")
+        .await;
+    assert_eq!(
+        (st, b.as_str()),
+        (200, "\"http://archive.ubuntu.com/ubuntu\"")
+    );
+    let (st, b) = f
+        .post(
+            "/MAAS/api/2.0/maas/",
+            "op=set_config&name=ports_archive&value=http://mirror.example/ports",
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (_, b) = f
+        .get("/MAAS/api/2.0/package-repositories/ports_archive/")
+        .await;
+    assert_eq!(json(&b)["url"], "http://mirror.example/ports");
+    let (st, b) = f
+        .post(
+            "/MAAS/api/2.0/maas/",
+            "op=set_config&name=main_archive&value=not-a-url",
+        )
+        .await;
+    assert_eq!(st, 400, "{b}");
+    let (_, b) = f
+        .get("/MAAS/api/2.0/maas/?op=get_config&name=main_archive")
+        .await;
+    assert_eq!(b, "\"http://archive.ubuntu.com/ubuntu\"");
+    for name in [
+        "curtin_verbose",
+        "default_dns_ttl",
+        "windows_kms_host",
+        "enable_http_proxy",
+    ] {
+        let (st, b) = f
+            .get(&format!("/MAAS/api/2.0/maas/?op=get_config&name={name}"))
+            .await;
+        assert_eq!(st, 200, "{name}: {b}");
+    }
+}
