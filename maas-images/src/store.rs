@@ -111,6 +111,30 @@ pub struct Store {
     root: PathBuf,
     // Held only for short, synchronous catalog updates (never across .await).
     catalog: Mutex<Catalog>,
+    /// Content files a running sync needs (with how many syncs need them):
+    /// neither [`Store::gc`] nor [`Store::remove_where`] deletes them.
+    pins: Mutex<BTreeMap<Sha256, usize>>,
+}
+
+/// Content files kept from deletion while this lives ([`Store::pin`]).
+#[derive(Debug)]
+pub struct Pins<'a> {
+    store: &'a Store,
+    shas: Vec<Sha256>,
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut pins = self.store.lock_pins();
+        for sha in &self.shas {
+            if let Some(n) = pins.get_mut(sha) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(sha);
+                }
+            }
+        }
+    }
 }
 
 fn mkdir(p: &Path) -> Result<()> {
@@ -135,7 +159,32 @@ impl Store {
         Ok(Self {
             root,
             catalog: Mutex::new(catalog),
+            pins: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn lock_pins(&self) -> std::sync::MutexGuard<'_, BTreeMap<Sha256, usize>> {
+        self.pins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps these content files from being deleted — by [`Store::gc`] or
+    /// an operator's [`Store::remove_where`] — until the returned guard is
+    /// dropped. A sync pins every file it wants before it looks for them and
+    /// until its versions are committed, so a resource deleted meanwhile
+    /// cannot take a file the sync relies on.
+    pub fn pin(&self, shas: impl IntoIterator<Item = Sha256>) -> Pins<'_> {
+        let shas: Vec<Sha256> = shas.into_iter().collect();
+        let mut pins = self.lock_pins();
+        for sha in &shas {
+            *pins.entry(*sha).or_insert(0) += 1;
+        }
+        Pins { store: self, shas }
+    }
+
+    fn is_pinned(&self, sha: &Sha256) -> bool {
+        self.lock_pins().contains_key(sha)
     }
 
     /// The store root.
@@ -299,19 +348,21 @@ impl Store {
             self.save(&catalog)?;
         }
         report.dropped_versions = drop.into_iter().collect();
-        let live: BTreeSet<String> = catalog
+        let mut live: BTreeSet<String> = catalog
             .resources
             .iter()
             .flat_map(|r| r.files.iter().map(|f| f.sha256.to_hex()))
             .collect();
+        live.extend(self.lock_pins().keys().map(Sha256::to_hex));
         drop_unreferenced(&self.root.join("images"), &live, &mut report)?;
         Ok(report)
     }
 
     /// Removes the resources `pred` picks (an operator's delete) and the
     /// content files only they referenced: a file another resource shares
-    /// (same digest) stays, and files outside the removed resources are not
-    /// touched (an import may be promoting them right now).
+    /// (same digest) stays, so does a file a running sync has pinned, and
+    /// files outside the removed resources are not touched (an import may be
+    /// promoting them right now).
     pub fn remove_where(&self, pred: impl Fn(&StoredResource) -> bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let mut catalog = self.lock();
@@ -332,7 +383,7 @@ impl Store {
         let orphans: BTreeSet<Sha256> = removed
             .iter()
             .flat_map(|r| r.files.iter().map(|f| f.sha256))
-            .filter(|sha| !live.contains(sha))
+            .filter(|sha| !live.contains(sha) && !self.is_pinned(sha))
             .collect();
         for sha in orphans {
             let path = self.path_of(&sha);
@@ -592,6 +643,35 @@ mod tests {
         assert_eq!(Store::open(dir.path()).unwrap().resources().len(), 1);
         // Nothing matched: nothing removed.
         assert_eq!(store.remove_where(|_| false).unwrap(), GcReport::default());
+    }
+
+    #[test]
+    fn pinned_files_survive_deletes_and_gc_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = version(&store, "ga-22.04", "1", "a");
+        store.commit(std::slice::from_ref(&old)).unwrap();
+        let f = &old.files[0];
+        // A sync that wants the same files pins them; the operator deletes
+        // the resource meanwhile.
+        let pins = store.pin(old.files.iter().map(|f| f.sha256));
+        let second = store.pin([f.sha256]);
+        let report = store.remove_where(|_| true).unwrap();
+        assert_eq!(report.dropped_versions.len(), 1);
+        assert_eq!(report.deleted_files, 0, "pinned files were deleted");
+        assert!(store.contains(&f.sha256, f.size));
+        assert_eq!(store.gc(1).unwrap().deleted_files, 0);
+        // The sync commits them again: referenced, nothing lost.
+        store.commit(std::slice::from_ref(&old)).unwrap();
+        store.remove_where(|_| true).unwrap();
+        drop(pins);
+        // One pin is left on the first file: only the others go.
+        let report = store.gc(1).unwrap();
+        assert_eq!(report.deleted_files, old.files.len() - 1);
+        assert!(store.contains(&f.sha256, f.size));
+        drop(second);
+        assert_eq!(store.gc(1).unwrap().deleted_files, 1);
+        assert!(!store.contains(&f.sha256, f.size));
     }
 
     #[test]

@@ -303,6 +303,8 @@ impl Importer {
         };
 
         let files = wanted.unique_files();
+        // Until the versions are committed, nothing deletes what they need.
+        let pins = self.store.pin(files.iter().map(|f| f.sha256));
         let (present, missing): (Vec<&WantedFile>, Vec<&WantedFile>) = files
             .iter()
             .partition(|f| self.store.contains(&f.sha256, f.size));
@@ -339,6 +341,7 @@ impl Importer {
         }
 
         let promoted = self.store.commit(&wanted.versions)?;
+        drop(pins);
         emit(Progress::Promoted { versions: promoted });
         let gc = self.store.gc(self.options.keep_versions)?;
         Ok(SyncReport {
