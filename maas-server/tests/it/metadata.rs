@@ -411,6 +411,9 @@ async fn deployments_get_the_package_repositories_and_the_proxy() {
     // (untouched) pockets.
     let apt = maas_server::api::repos::apt_for(&mut c, "ubuntu", "arm64").unwrap();
     let names: Vec<&str> = apt.sources.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.len() == 1 && names[0].starts_with("armonly_"), "{apt:?}");
+    assert!(
+        names.len() == 1 && names[0].starts_with("armonly_"),
+        "{apt:?}"
+    );
     assert!(apt.disabled_pockets.is_empty(), "{apt:?}");
 }
