@@ -173,8 +173,17 @@ fn passes(c: &Call<'_>, v: &Value) -> bool {
         .flatten()
         .filter_map(|i| i["mac_address"].as_str().map(str::to_ascii_lowercase))
         .collect();
-    one_of("id", &str_of("system_id"))
-        && one_of("hostname", &str_of("hostname"))
+    let sid = str_of("system_id");
+    let mut ids = c.params.get_list("id");
+    ids.extend(c.params.get_list("system_id"));
+    // libmaas sends host names as given; MAAS matches their first label.
+    let hostnames = c.params.get_list("hostname");
+    let hostname = str_of("hostname");
+    (ids.is_empty() || ids.contains(&sid))
+        && (hostnames.is_empty()
+            || hostnames
+                .iter()
+                .any(|h| h.split('.').next() == Some(hostname.as_str())))
         && one_of("domain", v["domain"]["name"].as_str().unwrap_or_default())
         && one_of("zone", v["zone"]["name"].as_str().unwrap_or_default())
         && (arches.is_empty()
@@ -232,6 +241,68 @@ pub fn regions_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 /// `GET regioncontrollers/{system_id}/`.
 pub fn region_read(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     read(c, Role::Region)
+}
+
+/// The list filters the controller is matched against; a `nodes/` list
+/// with any other filter (status, owner, tags, paging…) is about machines.
+const CONTROLLER_FILTERS: &[&str] = &[
+    "id",
+    "system_id",
+    "hostname",
+    "domain",
+    "zone",
+    "arch",
+    "mac_address",
+];
+
+/// `GET nodes/`: the machines, then the controller (MAAS's `NodesHandler`
+/// lists every node type) when it passes the filters.
+pub fn nodes_list(c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    let machines = super::machines::list(c)?;
+    let only_controller_filters = c
+        .params
+        .pairs()
+        .iter()
+        .all(|(k, _)| CONTROLLER_FILTERS.contains(&k.as_str()));
+    if !only_controller_filters {
+        return Ok(machines);
+    }
+    let sid = system_id(c)?;
+    let v = render(c, Role::Rack, &sid)?;
+    if !passes(c, &v) {
+        return Ok(machines);
+    }
+    Ok(match machines {
+        Reply::Raw(ct, body) => Reply::Raw(ct, append_to_array(body, &v)),
+        Reply::Json(Value::Array(mut a)) => {
+            a.push(v);
+            Reply::Json(Value::Array(a))
+        }
+        other => other,
+    })
+}
+
+/// `body`, a serialised JSON array, with `v` appended.
+fn append_to_array(mut body: Vec<u8>, v: &Value) -> Vec<u8> {
+    while body.last().is_some_and(u8::is_ascii_whitespace) {
+        body.pop();
+    }
+    if body.pop() != Some(b']') {
+        // Not an array: leave the answer as it was.
+        body.push(b']');
+        return body;
+    }
+    let empty = body
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'[');
+    if !empty {
+        body.push(b',');
+    }
+    body.extend_from_slice(v.to_string().as_bytes());
+    body.push(b']');
+    body
 }
 
 /// `GET nodes/{system_id}/` for the controller (MAAS's `NodeHandler` reads
@@ -395,6 +466,21 @@ mod tests {
         let driver = field("power_driver");
         assert_eq!(driver["field_type"], "choice");
         assert_eq!(driver["choices"][0][0], driver["choices"][0][1]);
+    }
+
+    #[test]
+    fn append_to_array_keeps_json_valid() {
+        let v = json!({"a": 1});
+        let one = append_to_array(b"[]".to_vec(), &v);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&one).unwrap(),
+            json!([{"a": 1}])
+        );
+        let two = append_to_array(b"[{\"b\":2}]\n".to_vec(), &v);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&two).unwrap(),
+            json!([{"b": 2}, {"a": 1}])
+        );
     }
 
     #[test]

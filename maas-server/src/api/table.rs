@@ -700,7 +700,10 @@ pub fn resources() -> Vec<ResourceSpec> {
         ),
         res("NodesHandler", "/MAAS/api/2.0/nodes/").auth(
             "Manage the collection of all the nodes in MAAS.",
-            vec![read("List nodes.", machines::list)],
+            vec![read(
+                "List nodes: machines, then this controller.",
+                controllers::nodes_list,
+            )],
         ),
         res("NodeHandler", "/MAAS/api/2.0/nodes/{system_id}/").auth(
             "Manage an individual node.",
