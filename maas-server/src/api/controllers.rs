@@ -40,17 +40,12 @@ impl Role {
     }
 }
 
-/// The controller's system id (generated at start; a database opened by
-/// another tool may lack it until the next start, so ensure it here too).
+/// The controller's system id (stored when the database is opened, see
+/// [`crate::AppState::open`]).
 fn system_id(c: &mut Call<'_>) -> Result<String, ApiError> {
-    match controller::system_id(c.conn)? {
-        Some(id) => Ok(id.as_str().to_owned()),
-        None => Ok(c
-            .conn
-            .write_tx(controller::ensure_system_id)?
-            .as_str()
-            .to_owned()),
-    }
+    controller::system_id(c.conn)?
+        .map(|id| id.as_str().to_owned())
+        .ok_or_else(|| ApiError::internal("the controller has no system id"))
 }
 
 /// The MAC of interface `name` as the kernel reports it.
