@@ -442,3 +442,23 @@ fn list_boot_images_follows_an_import_on_postgres() {
     let pg = Postgres::start().unwrap();
     boot_images_sync(Some(&pg.url()));
 }
+
+/// Without a `[rack]` section the rack's services are off, with the reason,
+/// and the controller has no boot interface; the region still runs.
+#[test]
+fn without_a_rack_the_rack_services_are_off() {
+    let m = Maasd::start(&maasd_binary().unwrap()).unwrap();
+    let key = m.admin_key("admin", PASSWORD).unwrap();
+    let (st, v) = api_call(&m.addr, &key, "GET", &format!("{API}/rackcontrollers/"), "");
+    assert_eq!(st, 200, "{v}");
+    let ctl = &v[0];
+    assert_eq!(service(ctl, "regiond")["status"], "running");
+    for name in ["rackd", "tftp", "http", "dhcpd"] {
+        let s = service(ctl, name);
+        assert_eq!(s["status"], "off", "{ctl}");
+        assert!(s["status_info"].as_str().unwrap().contains("[rack]"), "{s}");
+    }
+    assert_eq!(ctl["interface_set"], json!([]));
+    // The API listens on loopback only: no address to list.
+    assert_eq!(ctl["ip_addresses"], json!([]));
+}
