@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod db;
 mod error;
 pub mod images;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The boot-image store and its import (`boot-resources/?op=import`).
     pub images: images::Images,
+    /// This process as MAAS's region and rack controller node.
+    pub controller: controller::Controller,
 }
 
 impl std::fmt::Debug for AppState {
@@ -109,7 +112,10 @@ impl AppState {
         let pool = db::Pool::open(url, pool_size)?;
         {
             let mut conn = pool.get()?;
-            conn.write_tx(api::resources::ensure_defaults)?;
+            conn.write_tx(|c| {
+                api::resources::ensure_defaults(c)?;
+                controller::ensure_system_id(c).map(drop)
+            })?;
         }
         Ok(Arc::new(AppState {
             pool,
@@ -118,6 +124,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             max_body_bytes,
             images: images::Images::default(),
+            controller: controller::Controller::default(),
         }))
     }
 }
@@ -366,6 +373,8 @@ pub async fn bind_and_serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let listener = TcpListener::bind(addr).await.map_err(Error::Io)?;
-    tracing::info!(addr = %listener.local_addr().map_err(Error::Io)?, "maasd API listening");
+    let local = listener.local_addr().map_err(Error::Io)?;
+    state.controller.set_listen(local);
+    tracing::info!(addr = %local, "maasd API listening");
     serve(listener, state, shutdown).await
 }

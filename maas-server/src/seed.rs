@@ -129,6 +129,7 @@ fn ensure(conn: &mut DbConn, kind: &str, name: &str) -> Result<()> {
 pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec<SystemId>> {
     conn.write_tx(|conn| {
         let mut ids = Vec::with_capacity(specs.len());
+        let controller = crate::controller::system_id(conn)?;
         let fabric = objects::by_name(conn, kinds::FABRIC, "fabric-0")?;
         let vlan = match &fabric {
             Some(f) => objects::list(conn, kinds::VLAN)?
@@ -199,7 +200,7 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
             }
             let system_id = loop {
                 let id = SystemId::generate(&mut rand::rng());
-                if machines::get(conn, &id)?.is_none() {
+                if controller.as_ref() != Some(&id) && machines::get(conn, &id)?.is_none() {
                     break id;
                 }
             };

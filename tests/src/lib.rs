@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod harden;
+pub mod mirror;
 
 /// The path of the `maasd` binary: `$MAASD_BIN`, else the one cargo built
 /// next to this test executable (built on demand with `cargo build`).

@@ -420,9 +420,11 @@ fn resolve_domain(conn: &mut DbConn, v: &str) -> Result<String, ApiError> {
 }
 
 fn new_system_id(conn: &mut DbConn) -> Result<SystemId, ApiError> {
+    // The controller is a node too: its id is taken.
+    let controller = crate::controller::system_id(conn)?;
     for _ in 0..20 {
         let id = SystemId::generate(&mut rand::rng());
-        if machines::get(conn, &id)?.is_none() {
+        if controller.as_ref() != Some(&id) && machines::get(conn, &id)?.is_none() {
             return Ok(id);
         }
     }

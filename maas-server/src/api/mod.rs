@@ -21,6 +21,7 @@ use crate::db::users::User;
 use crate::oauth;
 
 pub mod boot;
+pub mod controllers;
 pub mod files;
 pub mod json;
 pub mod machine_ops;
@@ -166,6 +167,9 @@ pub enum Reply {
     Raw(&'static str, Vec<u8>),
     /// This status with an empty body (201 for a stored file).
     Status(u16),
+    /// A plain-text body with a status (piston's `rc.ACCEPTED`: 202
+    /// `Accepted`).
+    Text(u16, &'static str),
 }
 
 /// Everything a handler gets for one call.
@@ -493,6 +497,12 @@ fn reply_response(r: Reply) -> Response {
         Reply::Raw(ct, b) => (StatusCode::OK, [(header::CONTENT_TYPE, ct)], b).into_response(),
         Reply::Status(s) => StatusCode::from_u16(s)
             .unwrap_or(StatusCode::OK)
+            .into_response(),
+        Reply::Text(s, t) => (
+            StatusCode::from_u16(s).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            t,
+        )
             .into_response(),
     }
 }

@@ -4,8 +4,8 @@
 use axum::http::Method;
 
 use super::{
-    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, files, machine_ops, machines, network,
-    repos, resources, users,
+    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, controllers, files, machine_ops,
+    machines, network, repos, resources, users,
 };
 
 fn action(
@@ -700,14 +700,72 @@ pub fn resources() -> Vec<ResourceSpec> {
         ),
         res("NodesHandler", "/MAAS/api/2.0/nodes/").auth(
             "Manage the collection of all the nodes in MAAS.",
-            vec![read("List nodes.", machines::list)],
+            vec![read(
+                "List nodes: machines, then this controller.",
+                controllers::nodes_list,
+            )],
         ),
         res("NodeHandler", "/MAAS/api/2.0/nodes/{system_id}/").auth(
             "Manage an individual node.",
             vec![
-                read("Read a node.", machines::read),
+                read("Read a node (a machine or this controller).", controllers::node_read),
                 delete("Delete a node.", machines::delete),
             ],
+        ),
+        // --- controllers: this process is the one region and rack controller
+        res("RackControllersHandler", "/MAAS/api/2.0/rackcontrollers/").auth(
+            "Manage the collection of all rack controllers in MAAS.",
+            vec![
+                read(
+                    "List rack controllers (id, hostname, domain, zone, arch, mac_address filters).",
+                    controllers::racks_list,
+                ),
+                post_op(
+                    "import_boot_images",
+                    "Import the selected boot images on all rack controllers (admin).",
+                    controllers::racks_import_boot_images,
+                ),
+                get_op(
+                    "describe_power_types",
+                    "The power drivers and their parameters (admin).",
+                    controllers::describe_power_types,
+                ),
+            ],
+        ),
+        res(
+            "RackControllerHandler",
+            "/MAAS/api/2.0/rackcontrollers/{system_id}/",
+        )
+        .auth(
+            "Manage an individual rack controller.",
+            vec![
+                read("Read a rack controller.", controllers::rack_read),
+                post_op(
+                    "import_boot_images",
+                    "Import the selected boot images on this rack controller (admin).",
+                    controllers::rack_import_boot_images,
+                ),
+                get_op(
+                    "list_boot_images",
+                    "The boot images the rack holds and whether they are in sync (admin).",
+                    controllers::rack_list_boot_images,
+                ),
+            ],
+        ),
+        res("RegionControllersHandler", "/MAAS/api/2.0/regioncontrollers/").auth(
+            "Manage the collection of all region controllers in MAAS.",
+            vec![read(
+                "List region controllers (id, hostname, domain, zone, arch, mac_address filters).",
+                controllers::regions_list,
+            )],
+        ),
+        res(
+            "RegionControllerHandler",
+            "/MAAS/api/2.0/regioncontrollers/{system_id}/",
+        )
+        .auth(
+            "Manage an individual region controller.",
+            vec![read("Read a region controller.", controllers::region_read)],
         ),
         res(
             "InterfacesHandler",

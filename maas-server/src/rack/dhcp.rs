@@ -391,11 +391,15 @@ pub fn start(
         clock: state.clock.clone(),
         ..Default::default()
     };
-    let (h, stop) = (handler.clone(), shutdown.clone());
+    let (h, stop, st) = (handler.clone(), shutdown.clone(), state.clone());
+    state.controller.services.set(
+        "dhcpd",
+        crate::controller::ServiceStatus::Running,
+        format!("listening on port {}", cfg.dhcp_port),
+    );
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = maas_boot::dhcp::serve(sock, h, stop, options).await {
-            tracing::error!(error = %e, "rack: DHCP stopped");
-        }
+        let serving = maas_boot::dhcp::serve(sock, h, stop, options);
+        crate::controller::watch(&st.controller.services, "dhcpd", serving).await;
     }));
     let (st, stop, every) = (
         state.clone(),

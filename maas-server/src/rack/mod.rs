@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::controller::ServiceStatus;
 use crate::error::{Error, Result};
 
 pub mod dhcp;
@@ -138,6 +139,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
     cfg.validate()?;
+    let services = &state.controller.services;
     // The one store the importer writes (its catalog is cached in memory).
     let store = match &cfg.images_dir {
         Some(d) => Some(state.images.open_store(d)?),
@@ -170,14 +172,16 @@ pub async fn start(
         let addr = SocketAddr::V4(SocketAddrV4::new(cfg.address, cfg.tftp_port));
         let sock = tokio::net::UdpSocket::bind(addr).await.map_err(Error::Io)?;
         tracing::info!(%addr, "rack: TFTP listening");
-        let (tree, stop) = (boot.clone(), shutdown.clone());
+        let (tree, stop, st) = (boot.clone(), shutdown.clone(), state.clone());
+        services.set(
+            "tftp",
+            ServiceStatus::Running,
+            format!("listening on {addr}"),
+        );
         tasks.push(tokio::spawn(async move {
-            if let Err(e) =
-                maas_boot::tftp::serve(sock, tree, maas_boot::tftp::TftpConfig::default(), stop)
-                    .await
-            {
-                tracing::error!(error = %e, "rack: TFTP stopped");
-            }
+            let serving =
+                maas_boot::tftp::serve(sock, tree, maas_boot::tftp::TftpConfig::default(), stop);
+            crate::controller::watch(&st.controller.services, "tftp", serving).await;
         }));
     }
     if cfg.http_port != 0 {
@@ -187,16 +191,33 @@ pub async fn start(
             .map_err(Error::Io)?;
         tracing::info!(%addr, "rack: HTTP boot listening");
         let app = maas_boot::http::BootHttp::new(images, boot.clone(), addr);
-        let stop = shutdown.clone();
+        let (stop, st) = (shutdown.clone(), state.clone());
+        services.set(
+            "http",
+            ServiceStatus::Running,
+            format!("listening on {addr}"),
+        );
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = maas_boot::http::serve(listener, app, stop).await {
-                tracing::error!(error = %e, "rack: HTTP boot stopped");
-            }
+            let serving = maas_boot::http::serve(listener, app, stop);
+            crate::controller::watch(&st.controller.services, "http", serving).await;
         }));
     }
     if cfg.dhcp_port != 0 {
-        tasks.extend(dhcp::start(state, &cfg, &data_dir, shutdown)?);
+        tasks.extend(dhcp::start(state.clone(), &cfg, &data_dir, shutdown)?);
     }
+    for (name, port) in [
+        ("tftp", cfg.tftp_port),
+        ("http", cfg.http_port),
+        ("dhcpd", cfg.dhcp_port),
+    ] {
+        if port == 0 {
+            services.set(name, ServiceStatus::Off, "port 0 in [rack]: turned off");
+        }
+    }
+    state
+        .controller
+        .set_rack(cfg.address, cfg.interface.clone());
+    services.set("rackd", ServiceStatus::Running, "");
     Ok(tasks)
 }
 

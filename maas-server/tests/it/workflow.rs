@@ -53,6 +53,7 @@ impl Rig {
             clock: clock.clone(),
             max_body_bytes: base.max_body_bytes,
             images: Default::default(),
+            controller: Default::default(),
         });
         let mut conn = state.pool.get().unwrap();
         maas_server::db::users::create(&mut conn, "admin", "a@x", "pw", true, 0).unwrap();
