@@ -963,6 +963,7 @@ pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             token_secret: t.token_secret,
         },
         swap_size: sm.record.extra.swap_size,
+        static_routes: super::spaces::render_routes(c.conn)?,
         ..maas_core::RenderContext::default()
     };
     // Without commissioning nothing set a layout yet; MAAS would have

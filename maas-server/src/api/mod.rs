@@ -28,6 +28,7 @@ pub mod network;
 pub mod openapi;
 pub mod params;
 pub mod resources;
+pub mod spaces;
 pub mod table;
 pub mod users;
 

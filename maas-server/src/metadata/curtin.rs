@@ -45,6 +45,7 @@ pub fn user_data(
     let m = &sm.record.machine;
     let mut ctx = req.render_ctx(Some(token));
     ctx.swap_size = sm.record.extra.swap_size;
+    ctx.static_routes = crate::api::spaces::render_routes(conn)?;
     // A machine never commissioned has no layout yet; MAAS applies the
     // default one at allocation, so render with it.
     let with_layout;

@@ -227,7 +227,8 @@ fn meta_data(
         // user without any.
         "x509" => Ok(MetaReply::text("")),
         "vendor-data" => {
-            let ctx = req.render_ctx(Some(token));
+            let mut ctx = req.render_ctx(Some(token));
+            ctx.static_routes = crate::api::spaces::render_routes(conn)?;
             let vd = maas_core::render::vendor_data(m, &ctx).map_err(render_err)?;
             Ok(yaml(vd))
         }
