@@ -386,6 +386,99 @@ fn run(m: &Maasd) {
     assert!(tail.contains("via: \"10.20.0.254\""), "{cfg}");
     assert!(tail.contains("metric: 5"), "{cfg}");
 
+    // What the installer itself reads: the curtin user-data of a
+    // deploying machine, fetched with the node's own token.
+    let deploying = load(
+        m,
+        &json!([{"hostname": "sp-deploying", "status": "deploying", "owner": "admin",
+                 "disks": [{"name": "sda", "size": 20_000_000_000u64}],
+                 "nics": [{"name": "eth0", "mac": "52:54:00:5a:00:03",
+                           "links": [{"mode": "static", "subnet": "10.20.0.0/24", "ip": "10.20.0.11"}]}]}]),
+    );
+    let t = api.ok(
+        200,
+        "GET",
+        &format!("machines/{}/?op=get_token", deploying[0]),
+        &[],
+    );
+    let node_key = format!(
+        "{}:{}:{}",
+        t["consumer_key"].as_str().unwrap(),
+        t["token_key"].as_str().unwrap(),
+        t["token_secret"].as_str().unwrap()
+    );
+    let (st, ud) = api_call(
+        &m.addr,
+        &node_key,
+        "GET",
+        "/MAAS/metadata/curtin/2012-03-01/user-data",
+        "",
+    );
+    assert_eq!(st, 200, "{ud}");
+    let ud = ud.as_str().unwrap();
+    assert!(ud.contains("10.20.0.11/24"), "{ud}");
+    assert!(ud.contains("to: \"192.168.50.0/24\""), "{ud}");
+    assert!(ud.contains("via: \"10.20.0.254\""), "{ud}");
+
+    // --- a non-admin reads but does not write (MAAS: `@admin_method`
+    // create, `NodePermission.admin` update/delete after the 404).
+    let (st, _) = api.call(
+        "POST",
+        "users/",
+        &[
+            ("username", "sam"),
+            ("email", "sam@example.com"),
+            ("password", "sam-pw"),
+            ("is_superuser", "0"),
+        ],
+    );
+    assert!((200..300).contains(&st), "creating sam: {st}");
+    let sam_key = m
+        .manage(&["apikey", "--username", "sam"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    let sam = Api {
+        addr: &m.addr,
+        key: &sam_key,
+    };
+    let seen = names(&sam.ok(200, "GET", "spaces/", &[]));
+    assert!(seen.iter().any(|n| n == "backbone"), "{seen:?}");
+    sam.ok(200, "GET", &format!("spaces/{bid}/"), &[]);
+    sam.ok(403, "POST", "spaces/", &[("name", "sams")]);
+    sam.ok(403, "PUT", &format!("spaces/{bid}/"), &[("name", "sams")]);
+    sam.ok(403, "DELETE", &format!("spaces/{bid}/"), &[]);
+    sam.ok(404, "PUT", "spaces/424242/", &[("name", "sams")]);
+    assert_eq!(
+        sam.ok(200, "GET", "static-routes/", &[])[0]["id"],
+        json!(rid)
+    );
+    sam.ok(200, "GET", &format!("static-routes/{rid}/"), &[]);
+    sam.ok(
+        403,
+        "POST",
+        "static-routes/",
+        &[
+            ("source", "10.20.0.0/24"),
+            ("destination", "192.168.50.0/24"),
+            ("gateway_ip", "10.20.0.2"),
+        ],
+    );
+    sam.ok(
+        403,
+        "PUT",
+        &format!("static-routes/{rid}/"),
+        &[("metric", "1")],
+    );
+    sam.ok(403, "DELETE", &format!("static-routes/{rid}/"), &[]);
+    sam.ok(404, "DELETE", "static-routes/424242/", &[]);
+    assert_eq!(
+        api.ok(200, "GET", &format!("spaces/{bid}/"), &[])["name"],
+        "backbone"
+    );
+    let (st, _) = api_call(&m.addr, "x:y:z", "GET", "/MAAS/api/2.0/spaces/", "");
+    assert_eq!(st, 401);
+
     let upd = api.ok(
         200,
         "PUT",
