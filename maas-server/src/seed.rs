@@ -244,6 +244,12 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
                     vid: 0,
                     name: "untagged".into(),
                     fabric: f.name.clone(),
+                    space: v
+                        .data
+                        .get("space")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                     ..Default::default()
                 }),
             None => None,

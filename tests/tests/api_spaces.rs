@@ -213,19 +213,32 @@ fn run(m: &Maasd) {
         api.ok(200, "GET", &format!("subnets/{src_id}/"), &[])["space"],
         "backbone"
     );
-    // Allocation follows the VLAN's space (the machine was loaded before).
-    let got = api.ok(
-        200,
+    // Allocation follows the VLAN's space: for a machine loaded before the
+    // move and one loaded after.
+    let ready2 = load(
+        m,
+        &json!([{"hostname": "sp-ready2", "disks": [{"name": "sda", "size": 20_000_000_000u64}],
+                 "nics": [{"name": "eth0", "mac": "52:54:00:5a:00:04"}]}]),
+    );
+    assert_eq!(ready2.len(), 1);
+    let mut got: Vec<String> = (0..2)
+        .map(|_| {
+            let a = api.ok(
+                200,
+                "POST",
+                "machines/?op=allocate",
+                &[("interfaces", "eth0:space=backbone")],
+            );
+            a["hostname"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ["sp-ready", "sp-ready2"]);
+    api.ok(
+        409,
         "POST",
         "machines/?op=allocate",
         &[("interfaces", "eth0:space=backbone")],
-    );
-    assert_eq!(got["hostname"], "sp-ready", "{got}");
-    api.ok(
-        200,
-        "POST",
-        &format!("machines/{}/?op=release", ready[0]),
-        &[],
     );
 
     // Renaming carries the VLAN; a rename to a reserved name is refused.
@@ -257,6 +270,14 @@ fn run(m: &Maasd) {
     );
     api.ok(204, "DELETE", &format!("spaces/{tid}/"), &[]);
     assert_eq!(api.ok(200, "GET", &vlan_path, &[])["space"], "undefined");
+    // `undefined` is no space one can name (MAAS looks it up and finds
+    // none); an empty value is what clears it.
+    api.ok(400, "PUT", &vlan_path, &[("space", "undefined")]);
+    api.ok(200, "PUT", &vlan_path, &[("space", "backbone")]);
+    assert_eq!(
+        api.ok(200, "PUT", &vlan_path, &[("space", "")])["space"],
+        "undefined"
+    );
     api.ok(404, "GET", &format!("spaces/{tid}/"), &[]);
     let back = format!("space-{bid}");
     assert_eq!(
@@ -488,6 +509,13 @@ fn run(m: &Maasd) {
     assert_eq!(upd["metric"], 7);
     assert_eq!(upd["gateway_ip"], "10.20.0.254");
     assert!(curtin(&api).contains("metric: 7"));
+    let e = api.ok(
+        400,
+        "PUT",
+        &format!("static-routes/{rid}/"),
+        &[("gateway_ip", "")],
+    );
+    assert_eq!(e, json!({"gateway_ip": ["This field is required."]}));
     let e = api.ok(
         400,
         "PUT",

@@ -443,7 +443,13 @@ pub(crate) fn default_vlan(conn: &mut DbConn) -> Result<Option<VlanRef>, ApiErro
         name: "untagged".into(),
         fabric: f.name.clone(),
         fabric_class: String::new(),
-        space: String::new(),
+        // Allocation filters on the space the reference carries.
+        space: v
+            .data
+            .get("space")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     }))
 }
 

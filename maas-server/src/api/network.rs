@@ -205,13 +205,15 @@ pub fn vlans_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 }
 
 /// The `space` a VLAN form names (a space id, `space-<id>` or name), as
-/// the space's name; `Some("")` when it is cleared (empty or `undefined`),
-/// 400 when no space matches.
+/// the space's name; `Some("")` when it is cleared (an empty value), 400
+/// when no space matches.
 fn vlan_space_param(p: &Params, conn: &mut DbConn) -> Result<Option<String>, ApiError> {
     let Some(key) = p.get("space").map(|s| s.trim().to_owned()) else {
         return Ok(None);
     };
-    if key.is_empty() || key == super::spaces::UNDEFINED || key == "-1" {
+    // Only an empty value clears it: MAAS's form looks `undefined` up like
+    // any other name (and finds nothing).
+    if key.is_empty() {
         return Ok(Some(String::new()));
     }
     match super::spaces::find_space(conn, &key)? {

@@ -557,7 +557,10 @@ fn route_form(
     current: Option<&objects::Object>,
 ) -> Result<Map<String, Value>, ApiError> {
     let mut lookup = |field: &str, id_key: &str| -> Result<SubnetField, ApiError> {
-        let found = match c.params.get_nonempty(field) {
+        // A field sent empty is a missing required one; one not sent keeps
+        // the route's value (MAAS's forms on an instance).
+        let found = match c.params.get(field) {
+            Some(key) if key.trim().is_empty() => return Ok(None),
             Some(key) => find_subnet(c.conn, &key)?,
             None => match current
                 .and_then(|r| r.data.get(id_key))
@@ -580,11 +583,9 @@ fn route_form(
             .and_then(|r| r.data.get(k))
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
     };
-    let gateway = c
-        .params
-        .get_nonempty("gateway_ip")
-        .or_else(|| cur("gateway_ip"));
-    let metric = c.params.get_nonempty("metric").or_else(|| cur("metric"));
+    let gateway = c.params.get("gateway_ip").or_else(|| cur("gateway_ip"));
+    // An empty metric is the default, 0.
+    let metric = c.params.get("metric").or_else(|| cur("metric"));
     let own = current.map(|r| r.id);
     let others: Vec<(i64, i64, IpAddr)> = objects::list(c.conn, kinds::STATIC_ROUTE)?
         .iter()
