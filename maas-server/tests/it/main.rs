@@ -10,6 +10,7 @@ mod metadata;
 mod migrations;
 mod objects_migration;
 mod remainder;
+mod spaces;
 mod workflow;
 
 use std::sync::Arc;
