@@ -42,11 +42,34 @@ async fn a_spaced_vlan_and_a_routed_deployed_machine() {
     )
     .await;
     assert_eq!(v["space"], "storage");
+    let tagged = ok(
+        &f,
+        "POST",
+        &format!("fabrics/{fid}/vlans/"),
+        "vid=42&space=storage",
+    )
+    .await;
+    assert_eq!(tagged["space"], "storage");
+    let (s, b) = f
+        .post(
+            &format!("{API}/fabrics/{fid}/vlans/"),
+            "vid=43&space=nosuch",
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("\"space\""), "{b}");
     let sub = ok(&f, "GET", &format!("subnets/{}/", src["id"]), "").await;
     assert_eq!(sub["space"], "storage");
     assert_eq!(sub["vlan"]["space"], "storage");
     assert_eq!(sub["vlan"]["fabric"], fabrics[0]["name"]);
     let sp = ok(&f, "GET", "spaces/storage/", "").await;
+    let vids: Vec<i64> = sp["vlans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(vids, [0, 42]);
     let cidrs: Vec<&str> = sp["subnets"]
         .as_array()
         .unwrap()
