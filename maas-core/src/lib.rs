@@ -40,7 +40,7 @@ pub use deadline::LifecycleConfig;
 pub use error::{Error, Result};
 pub use ids::{MacAddress, SystemId};
 pub use machine::Machine;
-pub use render::RenderContext;
+pub use render::{RenderContext, StaticRoute};
 pub use status::{NodeStatus, NodeType, PowerState, SimpleStatus};
 pub use storage::{LayoutRequest, StorageLayout};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -199,6 +199,8 @@ pub enum Address {
     Static {
         /// Address and prefix length.
         ip: IpNet,
+        /// Database id of the subnet (the source of its static routes).
+        subnet: u64,
         /// The subnet's gateway.
         gateway: Option<IpAddr>,
         /// The subnet's DNS servers.
@@ -321,6 +323,7 @@ fn link_address(iface: &Interface, link: &Link) -> Result<Option<Address>> {
                 .map_err(|_| net_err(&iface.name, "bad prefix length"))?;
             Ok(Some(Address::Static {
                 ip: ipnet,
+                subnet: subnet.id,
                 gateway: subnet.gateway_ip,
                 dns: subnet.dns_servers.clone(),
             }))

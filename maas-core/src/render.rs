@@ -151,6 +151,39 @@ pub struct RenderContext {
     pub enable_ssh: bool,
     /// Force network v1 even for Ubuntu (`force_v1_network_yaml`).
     pub force_v1_network: bool,
+    /// Every static route MAAS knows; an interface gets those whose source
+    /// subnet it has a static or auto address on.
+    pub static_routes: Vec<StaticRoute>,
+}
+
+/// A static route (MAAS's `StaticRoute`): traffic for `destination` goes
+/// through `gateway`, which sits on the `source` subnet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Database id; routes render in id order, as MAAS sorts them.
+    pub id: u64,
+    /// Database id of the source subnet.
+    pub source: u64,
+    /// The destination network.
+    pub destination: ipnet::IpNet,
+    /// The next hop, inside the source subnet.
+    pub gateway: std::net::IpAddr,
+    /// Route metric.
+    pub metric: u32,
+}
+
+impl RenderContext {
+    /// The static routes whose source is one of `subnets`, by id, each once.
+    pub(crate) fn routes_from(&self, subnets: &[u64]) -> Vec<&StaticRoute> {
+        let mut out: Vec<&StaticRoute> = self
+            .static_routes
+            .iter()
+            .filter(|r| subnets.contains(&r.source))
+            .collect();
+        out.sort_by_key(|r| r.id);
+        out.dedup_by_key(|r| r.id);
+        out
+    }
 }
 
 impl RenderContext {

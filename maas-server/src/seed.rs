@@ -8,10 +8,14 @@
 //! [{"hostname": "n1", "architecture": "amd64/generic", "cpu_count": 4,
 //!   "memory_mib": 8192, "tags": ["gpu"], "zone": "default",
 //!   "disks": [{"name": "sda", "size": 500000000000, "tags": ["ssd"]}],
-//!   "nics": [{"name": "eth0", "mac": "52:54:00:00:00:01"}]}]
+//!   "nics": [{"name": "eth0", "mac": "52:54:00:00:00:01",
+//!             "links": [{"mode": "static", "subnet": "10.0.0.0/24", "ip": "10.0.0.5"}]}]}]
 //! ```
+//!
+//! A NIC's `links` name existing subnets by CIDR; the NIC then sits on the
+//! subnet's VLAN.
 
-use maas_core::hardware::{BlockDevice, Interface};
+use maas_core::hardware::{BlockDevice, Interface, Link, LinkMode, SubnetRef, VlanRef};
 use maas_core::{MacAddress, Machine, NodeStatus, SystemId};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -45,6 +49,107 @@ pub struct NicSpec {
     /// Link speed in Mbit/s.
     #[serde(default)]
     pub link_speed: u64,
+    /// Links to subnets.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+}
+
+/// One link of a [`NicSpec`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// `static`, `auto`, `dhcp` or `link_up`.
+    pub mode: String,
+    /// The subnet's CIDR (it must exist).
+    #[serde(default)]
+    pub subnet: Option<String>,
+    /// The address (static links).
+    #[serde(default)]
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// The link a spec describes, with the VLAN of its subnet.
+fn link(conn: &mut DbConn, host: &str, l: &LinkSpec) -> Result<(Link, Option<VlanRef>)> {
+    let refused = |m: String| Error::Refused(format!("{host}: {m}"));
+    let mode = match l.mode.as_str() {
+        "static" => LinkMode::Static,
+        "auto" => LinkMode::Auto,
+        "dhcp" => LinkMode::Dhcp,
+        "link_up" => LinkMode::LinkUp,
+        m => return Err(refused(format!("unknown link mode {m}"))),
+    };
+    let (mut subnet, mut vlan) = (None, None);
+    if let Some(cidr) = &l.subnet {
+        let net: ipnet::IpNet = cidr
+            .parse()
+            .map_err(|_| refused(format!("bad subnet {cidr}")))?;
+        let want = net.trunc().to_string();
+        let s = objects::list(conn, kinds::SUBNET)?
+            .into_iter()
+            .find(|s| s.data.get("cidr").and_then(Value::as_str) == Some(want.as_str()))
+            .ok_or_else(|| refused(format!("no subnet {want}")))?;
+        let vlan_id = s.data.get("vlan_id").and_then(Value::as_i64).unwrap_or(0);
+        let v = objects::get(conn, kinds::VLAN, vlan_id)?;
+        let space = v
+            .as_ref()
+            .and_then(|v| v.data.get("space"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(v) = v {
+            let fid = v.data.get("fabric_id").and_then(Value::as_i64).unwrap_or(0);
+            let fabric = objects::get(conn, kinds::FABRIC, fid)?
+                .map(|f| f.name)
+                .unwrap_or_default();
+            let vid = v.data.get("vid").and_then(Value::as_u64).unwrap_or(0);
+            vlan = Some(VlanRef {
+                id: v.id as u64,
+                vid: u16::try_from(vid).unwrap_or(0),
+                name: if v.name.is_empty() && vid == 0 {
+                    "untagged".into()
+                } else {
+                    v.name.clone()
+                },
+                fabric,
+                fabric_class: String::new(),
+                space: space.clone(),
+            });
+        }
+        subnet = Some(SubnetRef {
+            id: s.id as u64,
+            name: s.name.clone(),
+            cidr: want,
+            space,
+            gateway_ip: s
+                .data
+                .get("gateway_ip")
+                .and_then(Value::as_str)
+                .and_then(|g| g.parse().ok()),
+            dns_servers: s
+                .data
+                .get("dns_servers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+                .unwrap_or_default(),
+        });
+    }
+    if let (Some(ip), Some(s)) = (l.ip, &subnet)
+        && !s
+            .cidr
+            .parse::<ipnet::IpNet>()
+            .is_ok_and(|n| n.contains(&ip))
+    {
+        return Err(refused(format!("{ip} is outside {}", s.cidr)));
+    }
+    Ok((
+        Link {
+            id: settings::next_seq(conn, "link")?,
+            mode,
+            subnet,
+            ip: l.ip,
+        },
+        vlan,
+    ))
 }
 
 fn default_status() -> String {
@@ -140,6 +245,12 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
                     vid: 0,
                     name: "untagged".into(),
                     fabric: f.name.clone(),
+                    space: v
+                        .data
+                        .get("space")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                     ..Default::default()
                 }),
             None => None,
@@ -187,12 +298,22 @@ pub fn load(conn: &mut DbConn, specs: &[MachineSpec], now_ms: i64) -> Result<Vec
                     .mac
                     .parse()
                     .map_err(|_| Error::Refused(format!("{}: bad MAC {}", s.hostname, n.mac)))?;
+                let mut links = Vec::new();
+                let mut nic_vlan = vlan.clone();
+                for l in &n.links {
+                    let (l, v) = link(conn, &s.hostname, l)?;
+                    links.push(l);
+                    if v.is_some() {
+                        nic_vlan = v;
+                    }
+                }
                 interfaces.push(Interface {
                     id: settings::next_seq(conn, "interface")?,
                     name: n.name.clone(),
                     mac,
                     enabled: true,
-                    vlan: vlan.clone(),
+                    vlan: nic_vlan,
+                    links,
                     link_speed: n.link_speed,
                     interface_speed: n.link_speed,
                     ..Default::default()

@@ -56,6 +56,23 @@ fn common(
             routes.push(json!({ "to": "default", "via": gw.1.to_string() }));
         }
     }
+    // MAAS adds the static routes of every subnet the interface has an
+    // address on (DHCP links excluded), after the default route.
+    let sources: Vec<u64> = pi
+        .addresses
+        .iter()
+        .filter_map(|a| match a {
+            Address::Static { subnet, .. } => Some(*subnet),
+            Address::Dhcp { .. } => None,
+        })
+        .collect();
+    for r in ctx.routes_from(&sources) {
+        routes.push(json!({
+            "to": r.destination.to_string(),
+            "via": r.gateway.to_string(),
+            "metric": r.metric,
+        }));
+    }
     if !addresses.is_empty() {
         out.insert("addresses".into(), json!(addresses));
         out.insert("nameservers".into(), nameservers(machine, ctx, plan));
@@ -154,4 +171,126 @@ pub fn netplan_network(machine: &Machine, ctx: &RenderContext) -> Result<Value> 
 /// `/etc/netplan/50-maas.yaml` for ephemeral deployments.
 pub fn netplan_yaml(machine: &Machine, ctx: &RenderContext) -> Result<String> {
     to_yaml(&json!({ "network": netplan_network(machine, ctx)? }))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::MacAddress;
+    use crate::hardware::{Interface, Link, LinkMode, SubnetRef};
+    use crate::render::StaticRoute;
+
+    fn subnet(id: u64, cidr: &str, gw: Option<&str>) -> SubnetRef {
+        SubnetRef {
+            id,
+            name: cidr.into(),
+            cidr: cidr.into(),
+            gateway_ip: gw.map(|g| g.parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    /// eth0 static on subnet 1 (10.0.0.0/24), eth1 DHCP on subnet 2
+    /// (10.1.0.0/24), eth2 static on subnet 3 (fd00::/64).
+    pub(crate) fn machine() -> Machine {
+        let nic = |id: u64, name: &str, link: Link| Interface {
+            id,
+            name: name.into(),
+            mac: MacAddress([0x52, 0x54, 0, 0, 0, id as u8]),
+            enabled: true,
+            links: vec![link],
+            ..Default::default()
+        };
+        Machine {
+            hostname: "n1".into(),
+            interfaces: vec![
+                nic(
+                    1,
+                    "eth0",
+                    Link {
+                        id: 1,
+                        mode: LinkMode::Static,
+                        subnet: Some(subnet(1, "10.0.0.0/24", Some("10.0.0.1"))),
+                        ip: "10.0.0.5".parse().ok(),
+                    },
+                ),
+                nic(
+                    2,
+                    "eth1",
+                    Link {
+                        id: 2,
+                        mode: LinkMode::Dhcp,
+                        subnet: Some(subnet(2, "10.1.0.0/24", None)),
+                        ip: None,
+                    },
+                ),
+                nic(
+                    3,
+                    "eth2",
+                    Link {
+                        id: 3,
+                        mode: LinkMode::Auto,
+                        subnet: Some(subnet(3, "fd00::/64", None)),
+                        ip: "fd00::5".parse().ok(),
+                    },
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn route(id: u64, source: u64, dest: &str, gw: &str, metric: u32) -> StaticRoute {
+        StaticRoute {
+            id,
+            source,
+            destination: dest.parse().unwrap(),
+            gateway: gw.parse().unwrap(),
+            metric,
+        }
+    }
+
+    pub(crate) fn ctx() -> RenderContext {
+        RenderContext {
+            // Out of id order on purpose: MAAS sorts by id.
+            static_routes: vec![
+                route(9, 1, "192.168.9.0/24", "10.0.0.254", 50),
+                route(4, 1, "172.16.0.0/12", "10.0.0.253", 0),
+                route(5, 2, "192.168.2.0/24", "10.1.0.1", 0),
+                route(6, 3, "fd01::/64", "fd00::1", 7),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn routes_follow_the_default_route_on_the_source_subnets_interface() {
+        let net = netplan_network(&machine(), &ctx()).unwrap();
+        assert_eq!(
+            net["ethernets"]["eth0"]["routes"],
+            json!([
+                {"to": "default", "via": "10.0.0.1"},
+                {"to": "172.16.0.0/12", "via": "10.0.0.253", "metric": 0},
+                {"to": "192.168.9.0/24", "via": "10.0.0.254", "metric": 50},
+            ])
+        );
+        assert_eq!(
+            net["ethernets"]["eth2"]["routes"],
+            json!([{"to": "fd01::/64", "via": "fd00::1", "metric": 7}])
+        );
+        // A DHCP link has no MAAS-assigned address: no routes (as MAAS).
+        assert!(net["ethernets"]["eth1"].get("routes").is_none());
+    }
+
+    #[test]
+    fn no_routes_without_static_routes() {
+        let net = netplan_network(&machine(), &RenderContext::default()).unwrap();
+        assert_eq!(
+            net["ethernets"]["eth0"]["routes"],
+            json!([{"to": "default", "via": "10.0.0.1"}])
+        );
+        assert!(net["ethernets"]["eth2"].get("routes").is_none());
+        let yaml = netplan_yaml(&machine(), &ctx()).unwrap();
+        assert!(yaml.contains("to: \"192.168.9.0/24\""), "{yaml}");
+        assert!(yaml.contains("metric: 50"), "{yaml}");
+    }
 }

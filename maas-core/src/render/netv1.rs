@@ -11,14 +11,19 @@ use crate::hardware::InterfaceKind;
 use crate::machine::Machine;
 use crate::network::{Address, NetworkPlan, PlannedInterface, plan};
 
-fn subnets(plan: &NetworkPlan<'_>, pi: &PlannedInterface<'_>) -> Vec<Value> {
+fn subnets(ctx: &RenderContext, plan: &NetworkPlan<'_>, pi: &PlannedInterface<'_>) -> Vec<Value> {
     let mut out = Vec::new();
     for a in &pi.addresses {
         match a {
             Address::Dhcp { v6 } => {
                 out.push(json!({ "type": if *v6 { "dhcp6" } else { "dhcp4" } }))
             }
-            Address::Static { ip, gateway, dns } => {
+            Address::Static {
+                ip,
+                subnet,
+                gateway,
+                dns,
+            } => {
                 let mut s = Map::new();
                 s.insert("type".into(), json!("static"));
                 s.insert("address".into(), json!(ip.to_string()));
@@ -34,6 +39,22 @@ fn subnets(plan: &NetworkPlan<'_>, pi: &PlannedInterface<'_>) -> Vec<Value> {
                 if !dns.is_empty() {
                     let d: Vec<String> = dns.iter().map(ToString::to_string).collect();
                     s.insert("dns_nameservers".into(), json!(d));
+                }
+                // MAAS renders v1 static routes within the subnet they
+                // leave from (preseed_network.py, `routes` of the subnet).
+                let routes: Vec<Value> = ctx
+                    .routes_from(&[*subnet])
+                    .into_iter()
+                    .map(|r| {
+                        json!({
+                            "destination": r.destination.to_string(),
+                            "gateway": r.gateway.to_string(),
+                            "metric": r.metric,
+                        })
+                    })
+                    .collect();
+                if !routes.is_empty() {
+                    s.insert("routes".into(), json!(routes));
                 }
                 out.push(Value::Object(s));
             }
@@ -98,7 +119,7 @@ fn render(machine: &Machine, ctx: &RenderContext, plan: &NetworkPlan<'_>, esxi: 
             }
             InterfaceKind::Alias => continue,
         }
-        m.insert("subnets".into(), json!(subnets(plan, pi)));
+        m.insert("subnets".into(), json!(subnets(ctx, plan, pi)));
         config.push(Value::Object(m));
     }
     let ns = super::netplan::nameservers(machine, ctx, plan);
@@ -146,4 +167,50 @@ pub fn esxi_network(machine: &Machine, ctx: &RenderContext) -> Result<Value> {
         }
     }
     Ok(render(machine, ctx, &plan, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::netplan::tests::{ctx, machine};
+
+    fn iface<'a>(net: &'a Value, name: &str) -> &'a Value {
+        net["config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn routes_sit_in_the_source_subnet_entry() {
+        let net = network_v1(&machine(), &ctx()).unwrap();
+        let eth0 = &iface(&net, "eth0")["subnets"][0];
+        assert_eq!(eth0["type"], "static");
+        assert_eq!(
+            eth0["routes"],
+            json!([
+                {"destination": "172.16.0.0/12", "gateway": "10.0.0.253", "metric": 0},
+                {"destination": "192.168.9.0/24", "gateway": "10.0.0.254", "metric": 50},
+            ])
+        );
+        assert_eq!(
+            iface(&net, "eth2")["subnets"][0]["routes"],
+            json!([{"destination": "fd01::/64", "gateway": "fd00::1", "metric": 7}])
+        );
+        assert!(iface(&net, "eth1")["subnets"][0].get("routes").is_none());
+        // ESXi's v1 carries them too.
+        let esxi = esxi_network(&machine(), &ctx()).unwrap();
+        assert_eq!(
+            iface(&esxi, "eth0")["subnets"][0]["routes"][1]["metric"],
+            50
+        );
+    }
+
+    #[test]
+    fn no_routes_key_without_routes() {
+        let net = network_v1(&machine(), &RenderContext::default()).unwrap();
+        assert!(iface(&net, "eth0")["subnets"][0].get("routes").is_none());
+    }
 }

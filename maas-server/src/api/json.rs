@@ -41,6 +41,10 @@ pub mod kinds {
     pub const SUBNET: &str = "subnet";
     /// IP ranges.
     pub const IPRANGE: &str = "iprange";
+    /// Spaces (documents in `objects`).
+    pub const SPACE: &str = "space";
+    /// Static routes (documents in `objects`).
+    pub const STATIC_ROUTE: &str = "staticroute";
     /// Boot sources.
     pub const BOOT_SOURCE: &str = "boot_source";
     /// Boot source selections.

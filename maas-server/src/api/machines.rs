@@ -445,7 +445,13 @@ pub(crate) fn default_vlan(conn: &mut DbConn) -> Result<Option<VlanRef>, ApiErro
         name: "untagged".into(),
         fabric: f.name.clone(),
         fabric_class: String::new(),
-        space: String::new(),
+        // Allocation filters on the space the reference carries.
+        space: v
+            .data
+            .get("space")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     }))
 }
 
@@ -967,6 +973,7 @@ pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         swap_size: sm.record.extra.swap_size,
         apt: super::repos::apt_for_machine(c.conn, m)?,
         curtin_verbose: super::resources::config_bool(c.conn, "curtin_verbose", true)?,
+        static_routes: super::spaces::render_routes(c.conn)?,
         ..maas_core::RenderContext::default()
     };
     // Without commissioning nothing set a layout yet; MAAS would have

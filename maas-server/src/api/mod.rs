@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod params;
 pub mod repos;
 pub mod resources;
+pub mod spaces;
 pub mod table;
 pub mod users;
 

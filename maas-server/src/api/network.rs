@@ -13,7 +13,8 @@ fn g(o: &objects::Object, k: &str, d: Value) -> Value {
     o.data.get(k).cloned().unwrap_or(d)
 }
 
-fn vlan_json(o: &objects::Object) -> Value {
+/// A VLAN's JSON (`fabric` as stored; callers that know the fabric set it).
+pub(super) fn vlan_json(o: &objects::Object) -> Value {
     let fid = g(o, "fabric_id", json!(0));
     let vid = g(o, "vid", json!(0));
     json!({
@@ -28,7 +29,10 @@ fn vlan_json(o: &objects::Object) -> Value {
         "primary_rack": null,
         "secondary_rack": null,
         "relay_vlan": null,
-        "space": g(o, "space", json!("undefined")),
+        "space": match o.data.get("space").and_then(Value::as_str) {
+            Some(sp) if !sp.is_empty() => json!(sp),
+            _ => json!(super::spaces::UNDEFINED),
+        },
         "resource_uri": format!("/MAAS/api/2.0/vlans/{}/", o.id),
     })
 }
@@ -191,10 +195,34 @@ pub fn vlans_create(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     d.insert("vid".into(), json!(vid));
     d.insert("mtu".into(), json!(c.params.int("mtu")?.unwrap_or(1500)));
     d.insert("dhcp_on".into(), json!(false));
+    if let Some(sp) = vlan_space_param(c.params, c.conn)?.filter(|s| !s.is_empty()) {
+        d.insert("space".into(), json!(sp));
+    }
     let v = objects::insert(c.conn, kinds::VLAN, &name, &d)?;
     let mut j = vlan_json(&v);
     j["fabric"] = json!(f.name);
     Ok(Reply::Json(j))
+}
+
+/// The `space` a VLAN form names (a space id, `space-<id>` or name), as
+/// the space's name; `Some("")` when it is cleared (an empty value), 400
+/// when no space matches.
+fn vlan_space_param(p: &Params, conn: &mut DbConn) -> Result<Option<String>, ApiError> {
+    let Some(key) = p.get("space").map(|s| s.trim().to_owned()) else {
+        return Ok(None);
+    };
+    // Only an empty value clears it: MAAS's form looks `undefined` up like
+    // any other name (and finds nothing).
+    if key.is_empty() {
+        return Ok(Some(String::new()));
+    }
+    match super::spaces::find_space(conn, &key)? {
+        Some(s) => Ok(Some(s.name)),
+        None => Err(ApiError::field(
+            "space",
+            "Select a valid choice. That choice is not one of the available choices.",
+        )),
+    }
 }
 
 /// `GET fabrics/{id}/vlans/{vid}/`.
@@ -219,6 +247,24 @@ pub fn vlan_update(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     if let Some(d) = c.params.bool("dhcp_on")? {
         v.data.insert("dhcp_on".into(), json!(d));
     }
+    if c.params.has("space") {
+        let before = v
+            .data
+            .get("space")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let after = vlan_space_param(c.params, c.conn)?.unwrap_or_default();
+        if after.is_empty() {
+            v.data.remove("space");
+        } else {
+            v.data.insert("space".into(), json!(after));
+        }
+        if before != after {
+            let now = c.now_ms;
+            super::spaces::sync_machines(c.conn, &[v.id], &after, now)?;
+        }
+    }
     objects::update(c.conn, kinds::VLAN, &v)?;
     let mut j = vlan_json(&v);
     j["fabric"] = json!(f.name);
@@ -236,11 +282,21 @@ pub fn vlan_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::NoContent)
 }
 
-fn subnet_json(conn: &mut DbConn, o: &objects::Object) -> Result<Value, ApiError> {
+/// A subnet's JSON, with its VLAN's and the VLAN's space.
+pub(super) fn subnet_json(conn: &mut DbConn, o: &objects::Object) -> Result<Value, ApiError> {
     let vlan_id = o.data.get("vlan_id").and_then(Value::as_i64).unwrap_or(0);
-    let vlan = objects::get(conn, kinds::VLAN, vlan_id)?
-        .map(|v| vlan_json(&v))
-        .unwrap_or(Value::Null);
+    let (vlan, space) = match objects::get(conn, kinds::VLAN, vlan_id)? {
+        Some(v) => {
+            let mut j = vlan_json(&v);
+            let fid = v.data.get("fabric_id").and_then(Value::as_i64).unwrap_or(0);
+            if let Some(f) = objects::get(conn, kinds::FABRIC, fid)? {
+                j["fabric"] = json!(f.name);
+            }
+            let space = j["space"].clone();
+            (j, space)
+        }
+        None => (Value::Null, json!(super::spaces::UNDEFINED)),
+    };
     Ok(json!({
         "id": o.id,
         "name": o.name,
@@ -254,7 +310,7 @@ fn subnet_json(conn: &mut DbConn, o: &objects::Object) -> Result<Value, ApiError
         "active_discovery": g(o, "active_discovery", json!(false)),
         "managed": g(o, "managed", json!(true)),
         "disabled_boot_architectures": [],
-        "space": "undefined",
+        "space": space,
         "description": g(o, "description", json!("")),
         "resource_uri": format!("/MAAS/api/2.0/subnets/{}/", o.id),
     }))
@@ -391,6 +447,7 @@ pub fn subnet_delete(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             objects::delete(c.conn, kinds::IPRANGE, r.id)?;
         }
     }
+    super::spaces::delete_routes_of(c.conn, s.id)?;
     objects::delete(c.conn, kinds::SUBNET, s.id)?;
     Ok(Reply::NoContent)
 }

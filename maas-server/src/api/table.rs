@@ -5,7 +5,7 @@ use axum::http::Method;
 
 use super::{
     ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, controllers, files, machine_ops,
-    machines, network, repos, resources, users,
+    machines, network, repos, resources, spaces, users,
 };
 
 fn action(
@@ -348,6 +348,36 @@ pub fn resources() -> Vec<ResourceSpec> {
                 read("Read an IP range.", network::iprange_read),
                 update("Update an IP range.", network::iprange_update),
                 delete("Delete an IP range.", network::iprange_delete),
+            ],
+        ),
+        res("SpacesHandler", "/MAAS/api/2.0/spaces/").auth(
+            "Manage spaces.",
+            vec![
+                read("List all spaces.", spaces::spaces_list),
+                create("Create a space (admin).", spaces::spaces_create),
+            ],
+        ),
+        res("SpaceHandler", "/MAAS/api/2.0/spaces/{id}/").auth(
+            "Manage space.",
+            vec![
+                read("Read a space.", spaces::space_read),
+                update("Update a space (admin).", spaces::space_update),
+                delete("Delete a space (admin).", spaces::space_delete),
+            ],
+        ),
+        res("StaticRoutesHandler", "/MAAS/api/2.0/static-routes/").auth(
+            "Manage static routes.",
+            vec![
+                read("List all static routes.", spaces::routes_list),
+                create("Create a static route (admin).", spaces::routes_create),
+            ],
+        ),
+        res("StaticRouteHandler", "/MAAS/api/2.0/static-routes/{id}/").auth(
+            "Manage static route.",
+            vec![
+                read("Read a static route.", spaces::route_read),
+                update("Update a static route (admin).", spaces::route_update),
+                delete("Delete a static route (admin).", spaces::route_delete),
             ],
         ),
         // --- images

@@ -4,8 +4,8 @@
 //! The kinds the API and allocation query — zones, resource pools,
 //! domains, tags, SSH keys, fabrics, VLANs, subnets and IP ranges — live in
 //! a table each with a column per field ([`typed`]); the map is only the
-//! shape callers see. Everything else (the MAC registry, scripts, results)
-//! stays one JSON document per row in the
+//! shape callers see. Everything else (the MAC registry, scripts, results,
+//! spaces, static routes) stays one JSON document per row in the
 //! generic `objects` table, where the columns `kind` and `name` are indexed
 //! for lookups by name.
 

@@ -47,6 +47,7 @@ pub fn user_data(
     ctx.swap_size = sm.record.extra.swap_size;
     ctx.apt = crate::api::repos::apt_for_machine(conn, m)?;
     ctx.curtin_verbose = crate::api::resources::config_bool(conn, "curtin_verbose", true)?;
+    ctx.static_routes = crate::api::spaces::render_routes(conn)?;
     // A machine never commissioned has no layout yet; MAAS applies the
     // default one at allocation, so render with it.
     let with_layout;

@@ -241,6 +241,7 @@ fn meta_data(
         "vendor-data" => {
             let mut ctx = req.render_ctx(Some(token));
             ctx.apt = repos::apt_for_machine(conn, m)?;
+            ctx.static_routes = crate::api::spaces::render_routes(conn)?;
             let vd = maas_core::render::vendor_data(m, &ctx).map_err(render_err)?;
             Ok(yaml(vd))
         }

@@ -12,6 +12,7 @@ mod migrations;
 mod objects_migration;
 mod remainder;
 mod repos;
+mod spaces;
 mod workflow;
 
 use std::sync::Arc;

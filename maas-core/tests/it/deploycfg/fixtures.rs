@@ -269,6 +269,7 @@ pub fn ctx() -> RenderContext {
         curtin_verbose: true,
         enable_ssh: false,
         force_v1_network: false,
+        static_routes: Vec::new(),
     }
 }
 
