@@ -288,6 +288,23 @@ pub fn venv_bin() -> anyhow::Result<std::path::PathBuf> {
     Ok(bin)
 }
 
+/// Runs `maas <args>` (python-libmaas's CLI) with its profile store in
+/// `home`; returns (success, stdout + stderr).
+pub fn maas_cli(home: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(venv_bin().expect("test virtualenv").join("maas"))
+        .args(args)
+        .env("HOME", home)
+        .env("PAGER", "cat")
+        .output()
+        .expect("run the maas CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A throwaway PostgreSQL 15 server in a temp dir on a free loopback port,
 /// run as the `postgres` user (it refuses root); stopped on drop.
 #[derive(Debug)]

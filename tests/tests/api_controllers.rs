@@ -8,12 +8,11 @@
 //! says `syncing` while an import from a signed loopback mirror runs and
 //! `synced` with the imported image after.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use maas_e2e::mirror::{Gpg, SlowServer, Streams, free_port, free_udp_port, multipart_post};
-use maas_e2e::{Maasd, Postgres, api_call, maasd_binary, venv_bin, wait_for};
+use maas_e2e::{Maasd, Postgres, api_call, maas_cli, maasd_binary, venv_bin, wait_for};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "admin-secret";
@@ -297,23 +296,6 @@ fn controllers(database_url: Option<&str>) {
     assert_eq!(again[0]["system_id"], json!(sid), "{again}");
     let again = rig.get(&format!("{API}/regioncontrollers/{sid}/"));
     assert_eq!(again["system_id"], json!(sid));
-}
-
-/// Runs `maas <args>` (python-libmaas's CLI) with its profile store in
-/// `home`; returns (success, stdout + stderr).
-fn maas_cli(home: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(venv_bin().unwrap().join("maas"))
-        .args(args)
-        .env("HOME", home)
-        .env("PAGER", "cat")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

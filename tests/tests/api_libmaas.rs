@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use maas_e2e::{Maasd, Postgres, maasd_binary, venv_bin};
+use maas_e2e::{Maasd, Postgres, maas_cli, maasd_binary, venv_bin};
 
 const PASSWORD: &str = "admin-secret";
 
@@ -63,23 +63,6 @@ fn libmaas_session_on_postgres() {
     let pg = Postgres::start().unwrap();
     let m = Maasd::start_with(&maasd_binary().unwrap(), Some(&pg.url())).unwrap();
     run_session(&m);
-}
-
-/// Runs `maas <args>` (python-libmaas's CLI) with its profile store in
-/// `home`; returns (success, stdout + stderr).
-fn maas_cli(home: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(venv_bin().unwrap().join("maas"))
-        .args(args)
-        .env("HOME", home)
-        .env("PAGER", "cat")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 fn run_cli(m: &Maasd) {

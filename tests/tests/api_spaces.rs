@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use maas_e2e::{Maasd, Postgres, api_call, maasd_binary, venv_bin};
+use maas_e2e::{Maasd, Postgres, api_call, maas_cli, maasd_binary, venv_bin};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "pw-spaces";
@@ -58,21 +58,6 @@ fn names(spaces: &Value) -> Vec<String> {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn maas_cli(home: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(venv_bin().unwrap().join("maas"))
-        .args(args)
-        .env("HOME", home)
-        .env("PAGER", "cat")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 fn load(m: &Maasd, specs: &Value) -> Vec<String> {
