@@ -198,6 +198,26 @@ fn valid_url(u: &str) -> bool {
     })
 }
 
+/// 400 on `field` for the first of `values` outside `allowed`, in MAAS's
+/// words for an archive `what` (pocket, component) that cannot be disabled.
+fn only_disable(
+    field: &str,
+    values: &[String],
+    allowed: &[&str],
+    what: &str,
+) -> Result<(), ApiError> {
+    match values.iter().find(|v| !allowed.contains(&v.as_str())) {
+        Some(bad) => Err(ApiError::field(
+            field,
+            format!(
+                "'{bad}' is not a valid Ubuntu archive {what}. You can only disable {}.",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Applies the form fields of a create or an update to `r`, as MAAS's
 /// `PackageRepositoryForm` checks them.
 fn apply_form(c: &mut Call<'_>, r: &mut Repo, creating: bool) -> Result<(), ApiError> {
@@ -238,15 +258,7 @@ fn apply_form(c: &mut Call<'_>, r: &mut Repo, creating: bool) -> Result<(), ApiE
         r.distributions = d;
     }
     if let Some(p) = list_param(c, "disabled_pockets") {
-        if let Some(bad) = p.iter().find(|p| !POCKETS_TO_DISABLE.contains(&p.as_str())) {
-            return Err(ApiError::field(
-                "disabled_pockets",
-                format!(
-                    "'{bad}' is not a valid Ubuntu archive pocket. You can only disable {}.",
-                    POCKETS_TO_DISABLE.join(", ")
-                ),
-            ));
-        }
+        only_disable("disabled_pockets", &p, &POCKETS_TO_DISABLE, "pocket")?;
         r.disabled_pockets = p;
     }
     if let Some(dc) = list_param(c, "disabled_components") {
@@ -256,18 +268,12 @@ fn apply_form(c: &mut Call<'_>, r: &mut Repo, creating: bool) -> Result<(), ApiE
                 "This is a custom repository. Please update 'components' instead.",
             ));
         }
-        if let Some(bad) = dc
-            .iter()
-            .find(|x| !COMPONENTS_TO_DISABLE.contains(&x.as_str()))
-        {
-            return Err(ApiError::field(
-                "disabled_components",
-                format!(
-                    "'{bad}' is not a valid Ubuntu archive component. You can only disable {}.",
-                    COMPONENTS_TO_DISABLE.join(", ")
-                ),
-            ));
-        }
+        only_disable(
+            "disabled_components",
+            &dc,
+            &COMPONENTS_TO_DISABLE,
+            "component",
+        )?;
         r.disabled_components = dc;
     }
     if let Some(comps) = list_param(c, "components") {
