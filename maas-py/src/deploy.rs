@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyAny;
 use pythonize::{depythonize, pythonize};
 
-use maas_core::render::{self, AptConfig, AptSource, NodeToken, RenderContext};
+use maas_core::render::{self, AptConfig, AptSource, NodeToken, RenderContext, StaticRoute};
 use maas_core::storage::{self, LayoutRequest};
 
 use crate::errors::{RenderError, bad_input};
@@ -109,6 +109,42 @@ fn context(obj: Option<&Bound<'_, PyAny>>) -> PyResult<RenderContext> {
                     archive_key: get("archive_key")?,
                     sources,
                 };
+            }
+            "static_routes" => {
+                let routes = v
+                    .as_array()
+                    .ok_or_else(|| bad_input("context", "static_routes must be a list"))?;
+                ctx.static_routes = routes
+                    .iter()
+                    .map(|r| {
+                        let num = |f: &str, dflt: Option<u64>| {
+                            r.get(f).and_then(Value::as_u64).or(dflt).ok_or_else(|| {
+                                bad_input(
+                                    "context",
+                                    format!("static_routes[].{f} must be a whole number"),
+                                )
+                            })
+                        };
+                        let text = |f: &str| {
+                            s(
+                                r.get(f).unwrap_or(&Value::Null),
+                                &format!("static_routes[].{f}"),
+                            )
+                        };
+                        Ok(StaticRoute {
+                            id: num("id", Some(0))?,
+                            source: num("source", None)?,
+                            destination: text("destination")?
+                                .parse()
+                                .map_err(|e| bad_input("static_routes[].destination", e))?,
+                            gateway: text("gateway")?
+                                .parse()
+                                .map_err(|e| bad_input("static_routes[].gateway", e))?,
+                            metric: u32::try_from(num("metric", Some(0))?)
+                                .map_err(|e| bad_input("static_routes[].metric", e))?,
+                        })
+                    })
+                    .collect::<PyResult<_>>()?;
             }
             "default_user" => ctx.default_user = Some(s(v, k)?),
             "owner_name" => ctx.owner_name = Some(s(v, k)?),

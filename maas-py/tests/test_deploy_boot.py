@@ -69,6 +69,24 @@ def test_apt_mirror_pockets_and_sources():
         maas_rs.render("curtin", m, dict(CONTEXT, apt={"sources": [{"name": "x"}]}))
 
 
+def test_static_routes_reach_netplan():
+    m = machine()
+    m["interfaces"][0]["links"] = [
+        {"id": 1, "mode": "static", "ip": "192.0.2.10",
+         "subnet": {"id": 1, "name": "lan", "cidr": "192.0.2.0/24", "gateway_ip": "192.0.2.1"}}
+    ]
+    m = maas_rs.set_storage_layout(m, {"layout": "flat"})
+    ctx = dict(CONTEXT, static_routes=[
+        {"id": 4, "source": 1, "destination": "198.51.100.0/24", "gateway": "192.0.2.254", "metric": 5},
+        {"id": 5, "source": 2, "destination": "203.0.113.0/24", "gateway": "10.0.0.1"},
+    ])
+    out = maas_rs.render("netplan", m, ctx)
+    assert "198.51.100.0/24" in out and "192.0.2.254" in out, out
+    assert "203.0.113.0/24" not in out, out
+    with pytest.raises(maas_rs.BadParameter):
+        maas_rs.render("netplan", m, dict(CONTEXT, static_routes=[{"source": 1, "destination": "x", "gateway": "192.0.2.1"}]))
+
+
 def test_bad_layouts_name_the_rule():
     with pytest.raises(maas_rs.RenderError):
         maas_rs.set_storage_layout(machine(), {"layout": "bcache"})
