@@ -88,50 +88,9 @@ fn link(conn: &mut DbConn, host: &str, l: &LinkSpec) -> Result<(Link, Option<Vla
             .into_iter()
             .find(|s| s.data.get("cidr").and_then(Value::as_str) == Some(want.as_str()))
             .ok_or_else(|| refused(format!("no subnet {want}")))?;
-        let vlan_id = s.data.get("vlan_id").and_then(Value::as_i64).unwrap_or(0);
-        let v = objects::get(conn, kinds::VLAN, vlan_id)?;
-        let space = v
-            .as_ref()
-            .and_then(|v| v.data.get("space"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if let Some(v) = v {
-            let fid = v.data.get("fabric_id").and_then(Value::as_i64).unwrap_or(0);
-            let fabric = objects::get(conn, kinds::FABRIC, fid)?
-                .map(|f| f.name)
-                .unwrap_or_default();
-            let vid = v.data.get("vid").and_then(Value::as_u64).unwrap_or(0);
-            vlan = Some(VlanRef {
-                id: v.id as u64,
-                vid: u16::try_from(vid).unwrap_or(0),
-                name: if v.name.is_empty() && vid == 0 {
-                    "untagged".into()
-                } else {
-                    v.name.clone()
-                },
-                fabric,
-                fabric_class: String::new(),
-                space: space.clone(),
-            });
-        }
-        subnet = Some(SubnetRef {
-            id: s.id as u64,
-            name: s.name.clone(),
-            cidr: want,
-            space,
-            gateway_ip: s
-                .data
-                .get("gateway_ip")
-                .and_then(Value::as_str)
-                .and_then(|g| g.parse().ok()),
-            dns_servers: s
-                .data
-                .get("dns_servers")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-                .unwrap_or_default(),
-        });
+        let (sr, v) = subnet_refs(conn, &s)?;
+        subnet = Some(sr);
+        vlan = v;
     }
     if let (Some(ip), Some(s)) = (l.ip, &subnet)
         && !s
@@ -150,6 +109,67 @@ fn link(conn: &mut DbConn, host: &str, l: &LinkSpec) -> Result<(Link, Option<Vla
         },
         vlan,
     ))
+}
+
+/// What a machine's link records of a stored subnet: the subnet and its
+/// VLAN (with fabric and space).
+pub(crate) fn subnet_refs(
+    conn: &mut DbConn,
+    s: &objects::Object,
+) -> Result<(SubnetRef, Option<VlanRef>)> {
+    let want = s
+        .data
+        .get("cidr")
+        .and_then(Value::as_str)
+        .and_then(|c| c.parse::<ipnet::IpNet>().ok())
+        .map(|n| n.trunc().to_string())
+        .unwrap_or_default();
+    let mut vlan = None;
+    let vlan_id = s.data.get("vlan_id").and_then(Value::as_i64).unwrap_or(0);
+    let v = objects::get(conn, kinds::VLAN, vlan_id)?;
+    let space = v
+        .as_ref()
+        .and_then(|v| v.data.get("space"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(v) = v {
+        let fid = v.data.get("fabric_id").and_then(Value::as_i64).unwrap_or(0);
+        let fabric = objects::get(conn, kinds::FABRIC, fid)?
+            .map(|f| f.name)
+            .unwrap_or_default();
+        let vid = v.data.get("vid").and_then(Value::as_u64).unwrap_or(0);
+        vlan = Some(VlanRef {
+            id: v.id as u64,
+            vid: u16::try_from(vid).unwrap_or(0),
+            name: if v.name.is_empty() && vid == 0 {
+                "untagged".into()
+            } else {
+                v.name.clone()
+            },
+            fabric,
+            fabric_class: String::new(),
+            space: space.clone(),
+        });
+    }
+    let subnet = SubnetRef {
+        id: s.id as u64,
+        name: s.name.clone(),
+        cidr: want,
+        space,
+        gateway_ip: s
+            .data
+            .get("gateway_ip")
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse().ok()),
+        dns_servers: s
+            .data
+            .get("dns_servers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+            .unwrap_or_default(),
+    };
+    Ok((subnet, vlan))
 }
 
 fn default_status() -> String {

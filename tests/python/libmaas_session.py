@@ -182,6 +182,18 @@ assert vlan0.vid == 0, vlan0.vid
 sn = c.subnets.create("10.20.0.0/24", vlan0, gateway_ip="10.20.0.1")
 assert c.subnets.get(sn.id).cidr == "10.20.0.0/24"
 
+step("link an interface to a subnet (STATIC, then unlink)")
+from maas.client.enum import LinkMode
+ready = [x for x in c.machines.list() if x.status_name == "Ready"][0]
+eth0 = ready.interfaces.get_by_name("eth0")
+ln = eth0.links.create(LinkMode.STATIC, subnet=sn, ip_address="10.20.0.50")
+assert ln.ip_address == "10.20.0.50" and ln.mode == LinkMode.STATIC, (ln.ip_address, ln.mode)
+auto = eth0.links.create(LinkMode.STATIC, subnet=sn)
+assert auto.ip_address not in ("10.20.0.1", "10.20.0.50"), auto.ip_address
+ln.delete()
+again = c.machines.get(ready.system_id).interfaces.get_by_name("eth0")
+assert [l.ip_address for l in again.links if l.mode == LinkMode.STATIC] == [auto.ip_address]
+
 step("archive and proxy settings (the archives are the default package repositories)")
 c.maas.set_main_archive("http://mirror.example/ubuntu")
 assert c.maas.get_main_archive() == "http://mirror.example/ubuntu"

@@ -1025,7 +1025,7 @@ fn no_such(what: &str) -> ApiError {
 }
 
 /// The machine of path parameter 0 and the `what` id of parameter 1.
-fn sub_of(c: &mut Call<'_>, what: &str) -> Result<(StoredMachine, u64), ApiError> {
+pub(crate) fn sub_of(c: &mut Call<'_>, what: &str) -> Result<(StoredMachine, u64), ApiError> {
     let sm = load(c)?;
     let id: u64 = c.path_param(1).parse().map_err(|_| no_such(what))?;
     Ok((sm, id))

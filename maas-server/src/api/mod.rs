@@ -24,6 +24,7 @@ pub mod boot;
 pub mod controllers;
 pub mod files;
 pub mod json;
+pub mod links;
 pub mod machine_ops;
 pub mod machines;
 pub mod network;

@@ -4,7 +4,7 @@
 use axum::http::Method;
 
 use super::{
-    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, controllers, files, machine_ops,
+    ActionSpec, HandlerFn, HandlerSpec, ResourceSpec, boot, controllers, files, links, machine_ops,
     machines, network, repos, resources, spaces, users,
 };
 
@@ -811,7 +811,19 @@ pub fn resources() -> Vec<ResourceSpec> {
         )
         .auth(
             "Manage a node's interface.",
-            vec![read("Read an interface.", machines::interface_read)],
+            vec![
+                read("Read an interface.", machines::interface_read),
+                post_op(
+                    "link_subnet",
+                    "Link the interface to a subnet: AUTO, DHCP, STATIC (ip_address or the first free one) or LINK_UP (admin).",
+                    links::link_subnet,
+                ),
+                post_op(
+                    "unlink_subnet",
+                    "Remove one of the interface's links (id) (admin).",
+                    links::unlink_subnet,
+                ),
+            ],
         ),
         res(
             "BlockDevicesHandler",

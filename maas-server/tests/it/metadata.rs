@@ -428,3 +428,128 @@ async fn deployments_get_the_package_repositories_and_the_proxy() {
     );
     assert!(apt.disabled_pockets.is_empty(), "{apt:?}");
 }
+
+#[tokio::test]
+async fn interfaces_link_to_subnets_with_free_or_given_addresses() {
+    let f = Fixture::new();
+    let (st, b) = f
+        .post(
+            "/MAAS/api/2.0/subnets/",
+            "cidr=10.9.0.0/24&gateway_ip=10.9.0.1",
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let subnet: Value = serde_json::from_str(&b).unwrap();
+    let sid = subnet["id"].as_i64().unwrap();
+    let (st, b) = f
+        .post(
+            "/MAAS/api/2.0/ipranges/",
+            &format!("type=reserved&start_ip=10.9.0.2&end_ip=10.9.0.10&subnet={sid}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let n = new_node(&f).await;
+    let form = "application/x-www-form-urlencoded";
+    node_post(
+        &f,
+        Some(&n.auth()),
+        "/MAAS/metadata/latest/",
+        form,
+        "op=signal&status=OK",
+    )
+    .await;
+    let (_, b) = f
+        .get(&format!("/MAAS/api/2.0/nodes/{}/interfaces/", n.sid))
+        .await;
+    let ifaces: Value = serde_json::from_str(&b).unwrap();
+    let iid = ifaces[0]["id"].as_i64().unwrap();
+    let uri = format!("/MAAS/api/2.0/nodes/{}/interfaces/{iid}/", n.sid);
+    let link = |form: String| {
+        let (f, uri) = (&f, uri.clone());
+        async move { f.post(&uri, &format!("op=link_subnet&{form}")).await }
+    };
+    // STATIC without an address: the first one past the gateway and the
+    // reserved range.
+    let (st, b) = link("mode=STATIC&subnet=10.9.0.0/24".into()).await;
+    assert_eq!(st, 200, "{b}");
+    let i: Value = serde_json::from_str(&b).unwrap();
+    let links = i["links"].as_array().unwrap();
+    let first = links.iter().find(|l| l["mode"] == "static").unwrap();
+    assert_eq!(first["ip_address"], "10.9.0.11", "{i}");
+    let first_id = first["id"].as_i64().unwrap();
+    // The refusals.
+    for (form, field) in [
+        (
+            format!("mode=STATIC&subnet={sid}&ip_address=10.9.0.11"),
+            "ip_address",
+        ),
+        (
+            format!("mode=STATIC&subnet={sid}&ip_address=10.9.0.5"),
+            "ip_address",
+        ),
+        (
+            format!("mode=STATIC&subnet={sid}&ip_address=10.9.1.5"),
+            "ip_address",
+        ),
+        (
+            format!("mode=DHCP&subnet={sid}&ip_address=10.9.0.60"),
+            "ip_address",
+        ),
+        ("mode=AUTO".to_owned(), "subnet"),
+        ("mode=BOGUS&subnet=10.9.0.0/24".to_owned(), "mode"),
+        ("mode=STATIC&subnet=192.0.2.0/24".to_owned(), "subnet"),
+    ] {
+        let (st, b) = link(form.clone()).await;
+        assert_eq!(st, 400, "{form}: {b}");
+        let e: Value = serde_json::from_str(&b).unwrap();
+        assert!(e[field].is_array(), "{form}: {b}");
+    }
+    let (st, b) = link(format!("mode=STATIC&subnet={sid}&ip_address=10.9.0.50")).await;
+    assert_eq!(st, 200, "{b}");
+    // Unlinking frees the address for the next link.
+    let i: Value = serde_json::from_str(&b).unwrap();
+    let fifty = i["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ip_address"] == "10.9.0.50")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (st, b) = f.post(&uri, &format!("op=unlink_subnet&id={fifty}")).await;
+    assert_eq!(st, 200, "{b}");
+    assert!(!b.contains("10.9.0.50"), "{b}");
+    let (st, b) = link(format!("mode=STATIC&subnet={sid}&ip_address=10.9.0.50")).await;
+    assert_eq!(st, 200, "{b}");
+    // The deployed system's network configuration carries both addresses.
+    let (st, b) = f
+        .post(
+            "/MAAS/api/2.0/machines/",
+            &format!("op=allocate&system_id={}", n.sid),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = f
+        .post(
+            &format!("/MAAS/api/2.0/machines/{}/", n.sid),
+            "op=deploy&distro_series=jammy",
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, cfg) = f
+        .get(&format!(
+            "/MAAS/api/2.0/machines/{}/?op=get_curtin_config",
+            n.sid
+        ))
+        .await;
+    assert_eq!(st, 200, "{cfg}");
+    assert!(
+        cfg.contains("10.9.0.11") && cfg.contains("10.9.0.50"),
+        "{cfg}"
+    );
+    // Not while deploying.
+    let (st, b) = f
+        .post(&uri, &format!("op=unlink_subnet&id={first_id}"))
+        .await;
+    assert_eq!(st, 409, "{b}");
+}
