@@ -193,6 +193,8 @@ assert auto.ip_address not in ("10.20.0.1", "10.20.0.50"), auto.ip_address
 ln.delete()
 again = c.machines.get(ready.system_id).interfaces.get_by_name("eth0")
 assert [l.ip_address for l in again.links if l.mode == LinkMode.STATIC] == [auto.ip_address]
+# (A link fresh from links.create() lacks the interface libmaas needs here.)
+[l for l in again.links if l.mode == LinkMode.STATIC][0].set_as_default_gateway()
 
 step("archive and proxy settings (the archives are the default package repositories)")
 c.maas.set_main_archive("http://mirror.example/ubuntu")

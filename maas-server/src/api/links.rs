@@ -181,6 +181,13 @@ pub fn link_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         }
         _ => None,
     };
+    let default_gateway = c.params.bool_or("default_gateway", false)?;
+    if default_gateway && !matches!(mode, LinkMode::Auto | LinkMode::Static) {
+        return Err(ApiError::field(
+            "default_gateway",
+            "Cannot set as the default gateway: only AUTO and STATIC links have one.",
+        ));
+    }
     let refs = match &subnet {
         Some(s) => Some(crate::seed::subnet_refs(c.conn, s)?),
         None => None,
@@ -200,15 +207,95 @@ pub fn link_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         }
         s
     });
+    let gateway = subnet_ref.as_ref().and_then(|s| s.gateway_ip);
     iface.links.push(Link {
         id: link_id,
         mode,
         subnet: subnet_ref,
         ip,
     });
+    if default_gateway {
+        let gw = gateway.ok_or_else(|| {
+            ApiError::field("default_gateway", "The subnet has no gateway IP address.")
+        })?;
+        set_gateway_link(m, gw, link_id);
+    }
     save(c, &mut sm)?;
     let m = &sm.record.machine;
     interface_reply(m, id)
+}
+
+/// Makes `link`'s subnet gateway (`gw`) the machine's default route for
+/// its address family.
+fn set_gateway_link(m: &mut maas_core::Machine, gw: IpAddr, link: u64) {
+    if gw.is_ipv4() {
+        m.gateway_link_ipv4 = Some(link);
+    } else {
+        m.gateway_link_ipv6 = Some(link);
+    }
+}
+
+/// `POST nodes/{system_id}/interfaces/{id}/?op=set_default_gateway`
+/// (admin): the gateway of the link `link_id` (else of the interface's first
+/// AUTO or STATIC link of each address family that has one) becomes the
+/// machine's default route.
+pub fn set_default_gateway(c: &mut Call<'_>) -> Result<Reply, ApiError> {
+    c.admin()?;
+    let (mut sm, id) = sub_of(c, "Interface")?;
+    check_status(sm.record.machine.status, "set default gateway for")?;
+    let wanted: Option<u64> = c
+        .params
+        .get_nonempty("link_id")
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| ApiError::field("link_id", "Enter a whole number."))
+        })
+        .transpose()?;
+    let m = &mut sm.record.machine;
+    let iface = m
+        .interfaces
+        .iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| ApiError::not_found("No Interface matches the given query."))?;
+    let usable: Vec<(u64, IpAddr)> = iface
+        .links
+        .iter()
+        .filter(|l| matches!(l.mode, LinkMode::Auto | LinkMode::Static))
+        .filter_map(|l| Some((l.id, l.subnet.as_ref()?.gateway_ip?)))
+        .collect();
+    let chosen: Vec<(u64, IpAddr)> = match wanted {
+        Some(w) => match usable.iter().find(|(l, _)| *l == w) {
+            Some(u) => vec![*u],
+            None if iface.links.iter().any(|l| l.id == w) => {
+                return Err(ApiError::field(
+                    "link_id",
+                    "This link has no usable gateway: it must be AUTO or STATIC on a subnet with a gateway.",
+                ));
+            }
+            None => {
+                return Err(ApiError::field(
+                    "link_id",
+                    "Select a valid choice. That choice is not one of the available choices.",
+                ));
+            }
+        },
+        None => {
+            let v4 = usable.iter().find(|(_, g)| g.is_ipv4());
+            let v6 = usable.iter().find(|(_, g)| g.is_ipv6());
+            v4.into_iter().chain(v6).copied().collect()
+        }
+    };
+    if chosen.is_empty() {
+        return Err(ApiError::bad_request(
+            "This interface has no usable gateways.",
+        ));
+    }
+    for (link, gw) in chosen {
+        set_gateway_link(m, gw, link);
+    }
+    save(c, &mut sm)?;
+    interface_reply(&sm.record.machine, id)
 }
 
 /// `POST nodes/{system_id}/interfaces/{id}/?op=unlink_subnet&id=<link>`

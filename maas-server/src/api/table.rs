@@ -819,6 +819,11 @@ pub fn resources() -> Vec<ResourceSpec> {
                     links::link_subnet,
                 ),
                 post_op(
+                    "set_default_gateway",
+                    "Make a link's subnet gateway (link_id, else the first usable) the default route (admin).",
+                    links::set_default_gateway,
+                ),
+                post_op(
                     "unlink_subnet",
                     "Remove one of the interface's links (id) (admin).",
                     links::unlink_subnet,

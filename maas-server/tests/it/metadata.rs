@@ -521,6 +521,33 @@ async fn interfaces_link_to_subnets_with_free_or_given_addresses() {
     assert!(!b.contains("10.9.0.50"), "{b}");
     let (st, b) = link(format!("mode=STATIC&subnet={sid}&ip_address=10.9.0.50")).await;
     assert_eq!(st, 200, "{b}");
+    // A second subnet whose gateway becomes the default route.
+    let (st, b) = f
+        .post(
+            "/MAAS/api/2.0/subnets/",
+            "cidr=10.8.0.0/24&gateway_ip=10.8.0.1",
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = link("mode=DHCP&default_gateway=true".into()).await;
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = link("mode=STATIC&subnet=10.8.0.0/24".into()).await;
+    assert_eq!(st, 200, "{b}");
+    let i: Value = serde_json::from_str(&b).unwrap();
+    let eight = i["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["subnet"]["cidr"] == "10.8.0.0/24")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (st, b) = f.post(&uri, "op=set_default_gateway&link_id=99999").await;
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = f
+        .post(&uri, &format!("op=set_default_gateway&link_id={eight}"))
+        .await;
+    assert_eq!(st, 200, "{b}");
     // The deployed system's network configuration carries both addresses.
     let (st, b) = f
         .post(
@@ -547,6 +574,9 @@ async fn interfaces_link_to_subnets_with_free_or_given_addresses() {
         cfg.contains("10.9.0.11") && cfg.contains("10.9.0.50"),
         "{cfg}"
     );
+    // The default route is the chosen link's gateway, not the first subnet's.
+    assert!(cfg.contains("via: \"10.8.0.1\""), "{cfg}");
+    assert!(!cfg.contains("via: \"10.9.0.1\""), "{cfg}");
     // Not while deploying.
     let (st, b) = f
         .post(&uri, &format!("op=unlink_subnet&id={first_id}"))
