@@ -116,18 +116,23 @@ fn check_status(status: NodeStatus, what: &str) -> Result<(), ApiError> {
     }
 }
 
-fn interface_reply(m: &maas_core::Machine, id: u64) -> Result<Reply, ApiError> {
+/// Where the interface `id` is among the machine's, or 404.
+fn interface_index(m: &maas_core::Machine, id: u64) -> Result<usize, ApiError> {
     m.interfaces
         .iter()
-        .find(|i| i.id == id)
-        .map(|i| Reply::Json(interface_json(m, i)))
+        .position(|i| i.id == id)
         .ok_or_else(|| ApiError::not_found("No Interface matches the given query."))
+}
+
+fn interface_reply(m: &maas_core::Machine, at: usize) -> Reply {
+    Reply::Json(interface_json(m, &m.interfaces[at]))
 }
 
 /// `POST nodes/{system_id}/interfaces/{id}/?op=link_subnet` (admin).
 pub fn link_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
     let (mut sm, id) = sub_of(c, "Interface")?;
+    let at = interface_index(&sm.record.machine, id)?;
     check_status(sm.record.machine.status, "link subnet to")?;
     let mode_name = c.params.get("mode").unwrap_or_default();
     let mode = match mode_name.trim().to_ascii_uppercase().as_str() {
@@ -194,11 +199,7 @@ pub fn link_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     };
     let link_id = settings::next_seq(c.conn, "link")?;
     let m = &mut sm.record.machine;
-    let iface = m
-        .interfaces
-        .iter_mut()
-        .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::not_found("No Interface matches the given query."))?;
+    let iface = &mut m.interfaces[at];
     // A real link replaces the interface's bare LINK_UP one.
     iface.links.retain(|l| l.mode != LinkMode::LinkUp);
     let subnet_ref = refs.map(|(s, vlan)| {
@@ -222,7 +223,7 @@ pub fn link_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     }
     save(c, &mut sm)?;
     let m = &sm.record.machine;
-    interface_reply(m, id)
+    Ok(interface_reply(m, at))
 }
 
 /// Makes `link`'s subnet gateway (`gw`) the machine's default route for
@@ -242,6 +243,7 @@ fn set_gateway_link(m: &mut maas_core::Machine, gw: IpAddr, link: u64) {
 pub fn set_default_gateway(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
     let (mut sm, id) = sub_of(c, "Interface")?;
+    let at = interface_index(&sm.record.machine, id)?;
     check_status(sm.record.machine.status, "set default gateway for")?;
     let wanted: Option<u64> = c
         .params
@@ -253,11 +255,7 @@ pub fn set_default_gateway(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         })
         .transpose()?;
     let m = &mut sm.record.machine;
-    let iface = m
-        .interfaces
-        .iter()
-        .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::not_found("No Interface matches the given query."))?;
+    let iface = &m.interfaces[at];
     let usable: Vec<(u64, IpAddr)> = iface
         .links
         .iter()
@@ -295,7 +293,7 @@ pub fn set_default_gateway(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         set_gateway_link(m, gw, link);
     }
     save(c, &mut sm)?;
-    interface_reply(&sm.record.machine, id)
+    Ok(interface_reply(&sm.record.machine, at))
 }
 
 /// `POST nodes/{system_id}/interfaces/{id}/?op=unlink_subnet&id=<link>`
@@ -303,6 +301,7 @@ pub fn set_default_gateway(c: &mut Call<'_>) -> Result<Reply, ApiError> {
 pub fn unlink_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     c.admin()?;
     let (mut sm, id) = sub_of(c, "Interface")?;
+    let at = interface_index(&sm.record.machine, id)?;
     check_status(sm.record.machine.status, "unlink subnet from")?;
     let link_id: u64 = c
         .params
@@ -313,11 +312,7 @@ pub fn unlink_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         .map_err(|_| ApiError::field("id", "Enter a whole number."))?;
     let next = settings::next_seq(c.conn, "link")?;
     let m = &mut sm.record.machine;
-    let iface = m
-        .interfaces
-        .iter_mut()
-        .find(|i| i.id == id)
-        .ok_or_else(|| ApiError::not_found("No Interface matches the given query."))?;
+    let iface = &mut m.interfaces[at];
     let before = iface.links.len();
     iface.links.retain(|l| l.id != link_id);
     if iface.links.len() == before {
@@ -336,5 +331,5 @@ pub fn unlink_subnet(c: &mut Call<'_>) -> Result<Reply, ApiError> {
     }
     save(c, &mut sm)?;
     let m = &sm.record.machine;
-    interface_reply(m, id)
+    Ok(interface_reply(m, at))
 }

@@ -963,7 +963,7 @@ pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
         )));
     }
     let t = node_token(c.conn, m, c.now_ms)?;
-    let ctx = maas_core::RenderContext {
+    let mut ctx = maas_core::RenderContext {
         maas_url: format!("{}/MAAS", c.base),
         token: maas_core::render::NodeToken {
             consumer_key: t.consumer_key,
@@ -971,11 +971,9 @@ pub fn get_curtin_config(c: &mut Call<'_>) -> Result<Reply, ApiError> {
             token_secret: t.token_secret,
         },
         swap_size: sm.record.extra.swap_size,
-        apt: super::repos::apt_for_machine(c.conn, m)?,
-        curtin_verbose: super::resources::config_bool(c.conn, "curtin_verbose", true)?,
-        static_routes: super::spaces::render_routes(c.conn)?,
         ..maas_core::RenderContext::default()
     };
+    crate::metadata::add_deployment_settings(c.conn, m, &mut ctx)?;
     // Without commissioning nothing set a layout yet; MAAS would have
     // applied the default one then, so render with it.
     let mut with_layout;

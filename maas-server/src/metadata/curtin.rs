@@ -45,9 +45,7 @@ pub fn user_data(
     let m = &sm.record.machine;
     let mut ctx = req.render_ctx(Some(token));
     ctx.swap_size = sm.record.extra.swap_size;
-    ctx.apt = crate::api::repos::apt_for_machine(conn, m)?;
-    ctx.curtin_verbose = crate::api::resources::config_bool(conn, "curtin_verbose", true)?;
-    ctx.static_routes = crate::api::spaces::render_routes(conn)?;
+    super::add_deployment_settings(conn, m, &mut ctx)?;
     // A machine never commissioned has no layout yet; MAAS applies the
     // default one at allocation, so render with it.
     let with_layout;

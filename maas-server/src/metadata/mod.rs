@@ -119,6 +119,21 @@ impl Req<'_> {
     }
 }
 
+/// What a deployed machine's configuration takes from the database beyond
+/// the machine record: the APT settings (archives, repositories, proxy),
+/// the static routes and curtin's verbosity. One place for the curtin
+/// user-data, the vendor data and the API's `get_curtin_config`.
+pub fn add_deployment_settings(
+    conn: &mut DbConn,
+    m: &maas_core::Machine,
+    ctx: &mut RenderContext,
+) -> Result<(), ApiError> {
+    ctx.apt = crate::api::repos::apt_for_machine(conn, m)?;
+    ctx.static_routes = crate::api::spaces::render_routes(conn)?;
+    ctx.curtin_verbose = crate::api::resources::config_bool(conn, "curtin_verbose", true)?;
+    Ok(())
+}
+
 fn not_found() -> ApiError {
     ApiError::not_found("Not found")
 }

@@ -240,8 +240,7 @@ fn meta_data(
         "x509" => Ok(MetaReply::text("")),
         "vendor-data" => {
             let mut ctx = req.render_ctx(Some(token));
-            ctx.apt = repos::apt_for_machine(conn, m)?;
-            ctx.static_routes = crate::api::spaces::render_routes(conn)?;
+            super::add_deployment_settings(conn, m, &mut ctx)?;
             let vd = maas_core::render::vendor_data(m, &ctx).map_err(render_err)?;
             Ok(yaml(vd))
         }

@@ -55,6 +55,23 @@ async fn new_node(f: &Fixture) -> Node {
     }
 }
 
+/// A new node whose commissioning ended well (the `OK` signal): Ready.
+async fn ready_node(f: &Fixture) -> Node {
+    let n = new_node(f).await;
+    let form = "application/x-www-form-urlencoded";
+    let st = node_post(
+        f,
+        Some(&n.auth()),
+        "/MAAS/metadata/latest/",
+        form,
+        "op=signal&status=OK",
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(status_of(f, &n.sid).await, "Ready");
+    n
+}
+
 async fn send_raw(f: &Fixture, req: Request<Body>) -> (u16, Vec<u8>) {
     use tower::ServiceExt;
     let res = maas_server::app(f.state.clone())
@@ -286,16 +303,7 @@ async fn signals_and_webhook_events_move_the_machine() {
 #[tokio::test]
 async fn deploying_machine_is_deployed_when_its_os_reads_user_data() {
     let f = Fixture::new();
-    let n = new_node(&f).await;
-    let form = "application/x-www-form-urlencoded";
-    node_post(
-        &f,
-        Some(&n.auth()),
-        "/MAAS/metadata/latest/",
-        form,
-        "op=signal&status=OK",
-    )
-    .await;
+    let n = ready_node(&f).await;
     // base64 of "#!/bin/sh\necho hi\n"
     let (st, body) = f
         .post(
@@ -319,7 +327,7 @@ async fn deploying_machine_is_deployed_when_its_os_reads_user_data() {
 #[tokio::test]
 async fn deployments_get_the_package_repositories_and_the_proxy() {
     let f = Fixture::new();
-    let n = new_node(&f).await;
+    let n = ready_node(&f).await;
     for (uri, form) in [
         (
             "/MAAS/api/2.0/maas/",
@@ -344,15 +352,6 @@ async fn deployments_get_the_package_repositories_and_the_proxy() {
         )
         .await;
     assert_eq!(st, 200, "{body}");
-    let form = "application/x-www-form-urlencoded";
-    node_post(
-        &f,
-        Some(&n.auth()),
-        "/MAAS/metadata/latest/",
-        form,
-        "op=signal&status=OK",
-    )
-    .await;
     let (st, body) = f
         .post(
             &format!("/MAAS/api/2.0/machines/{}/", n.sid),
@@ -448,16 +447,7 @@ async fn interfaces_link_to_subnets_with_free_or_given_addresses() {
         )
         .await;
     assert_eq!(st, 200, "{b}");
-    let n = new_node(&f).await;
-    let form = "application/x-www-form-urlencoded";
-    node_post(
-        &f,
-        Some(&n.auth()),
-        "/MAAS/metadata/latest/",
-        form,
-        "op=signal&status=OK",
-    )
-    .await;
+    let n = ready_node(&f).await;
     let (_, b) = f
         .get(&format!("/MAAS/api/2.0/nodes/{}/interfaces/", n.sid))
         .await;
