@@ -8,7 +8,7 @@ use maas_core::render::{AptConfig, AptSource};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, Call, Reply};
-use crate::db::{DbConn, objects, settings};
+use crate::db::{DbConn, objects};
 
 /// The objects-table kind; the object's name is the repository's.
 pub const KIND: &str = "package_repository";
@@ -429,13 +429,10 @@ pub fn set_archive_url(conn: &mut DbConn, name: &str, url: &str) -> Result<(), A
     Ok(())
 }
 
+/// A text setting, `None` when unset or blank.
 fn config_text(conn: &mut DbConn, name: &str) -> crate::Result<Option<String>> {
-    Ok(
-        settings::get(conn, &format!("config:{name}"))?.and_then(|v| match v {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            _ => None,
-        }),
-    )
+    let v = super::resources::config_str(conn, name)?;
+    Ok(Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
 }
 
 /// A repository's name as MAAS makes it into an `apt.sources` key (and so
